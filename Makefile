@@ -1,0 +1,55 @@
+# One entry point. `make run` and `make test` work on a fresh clone with only Python,
+# make and Debian's package manager: everything else is installed from here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: install run test test-slow test-all lint format type perf check system-deps perf-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,perf]'
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/streme serve $(ARGS)
+
+# Debian packages the tests drive as real clients and references (curl, ffprobe, nginx).
+system-deps:
+	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light
+
+perf-deps:
+	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk
+
+test: install system-deps
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-slow: install system-deps
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+test-all: install system-deps
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: install
+	$(BIN)/ruff check streme tests perf
+	$(BIN)/ruff format --check streme tests perf
+
+format: install
+	$(BIN)/ruff format streme tests perf
+	$(BIN)/ruff check --fix streme tests perf
+
+type: install
+	$(BIN)/mypy
+
+perf: install perf-deps
+	$(BIN)/python -m perf $(ARGS)
+
+check: lint type test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The cache directory: infohash parsing, the infohash index, and the lookup rules."""
