@@ -1,0 +1,5 @@
+import sys
+
+from streme.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""Command line: `streme serve [--host] [--port] [--cache-dir] [--config FILE] [--log-level]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from streme import __version__
+from streme.config import Config, ConfigError, build_config
+
+EPILOG = """\
+configuration sources, in increasing precedence: built-in defaults, the TOML file given
+with --config, environment variables (STREME_<SECTION>_<FIELD>, e.g. STREME_HTTP_PORT=8080,
+STREME_CACHE_DIR=/srv/cache, STREME_LOG_LEVEL=debug; also TORRENT_DOWNLOAD_PATH for the
+cache directory and CACHE_CLEANUP_INTERVAL in seconds), then these flags.
+A bad value exits with status 2 and names the field. See README.md for every setting.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streme",
+        description="Torrent streaming server: GET /stream/proxy/{infohash} serves the video "
+        "from the cache directory with no P2P when it is there.",
+    )
+    parser.add_argument("--version", action="version", version=f"streme {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP server",
+        description="Run the HTTP server until SIGINT or SIGTERM.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port to listen on (default 7000; 0 = any)")
+    serve.add_argument(
+        "--cache-dir",
+        help="directory holding cached videos named with their infohash "
+        "(default ./temp; created if missing)",
+    )
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="log verbosity (default info)",
+    )
+    serve.add_argument(
+        "--access-log", action="store_true", default=None, help="log one line per request"
+    )
+    serve.add_argument(
+        "--no-zero-copy",
+        dest="zero_copy",
+        action="store_false",
+        default=None,
+        help="send file bodies by read+write instead of sendfile",
+    )
+    return parser
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    http: dict[str, Any] = {}
+    cache: dict[str, Any] = {}
+    log: dict[str, Any] = {}
+    if args.host is not None:
+        http["host"] = args.host
+    if args.port is not None:
+        http["port"] = args.port
+    if args.access_log is not None:
+        http["access_log"] = args.access_log
+    if args.zero_copy is not None:
+        http["zero_copy"] = args.zero_copy
+    if args.cache_dir is not None:
+        cache["dir"] = args.cache_dir
+    if args.log_level is not None:
+        log["level"] = args.log_level
+    return {k: v for k, v in (("http", http), ("cache", cache), ("log", log)) if v}
+
+
+def setup_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.log.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    try:
+        config = build_config(toml_path=args.config, cli=cli_overrides(args))
+    except ConfigError as exc:
+        print(f"streme: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config)
+    from streme.app import run
+
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Route handlers: where the HTTP core and the cache meet.
+
+`GET|HEAD /stream/proxy/{infohash}[?file=N]` validates the infohash and file index,
+asks the cache index, and answers from the cached file with no P2P at all; `GET /health`
+says the server is up. The original server's log lines are kept verbatim so operators
+can grep for them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from streme.cache.index import CacheIndex, LookupStatus
+from streme.cache.infohash import InvalidInfohash, parse_infohash
+from streme.http.fileresponse import file_response
+from streme.http.messages import Handler, Request, Response, error_response, json_response
+from streme.http.routing import Router
+
+log = logging.getLogger("streme.stream")
+
+FILE_INDEX_PARAMS = ("file", "fileIdx", "fileIndex")
+MAX_FILE_INDEX = 1_000_000
+
+
+class BadFileIndex(ValueError):
+    pass
+
+
+def parse_file_index(query: dict[str, str]) -> int | None:
+    """`file=N` (aliases fileIdx, fileIndex): a 0-based decimal index, or None if absent."""
+    for name in FILE_INDEX_PARAMS:
+        raw = query.get(name)
+        if raw is None:
+            continue
+        if not raw.isascii() or not raw.isdigit() or int(raw) >= MAX_FILE_INDEX:
+            raise BadFileIndex(
+                f"{name} must be a file index from 0 to {MAX_FILE_INDEX - 1}, got {raw[:32]!r}"
+            )
+        return int(raw)
+    return None
+
+
+class StreamHandlers:
+    def __init__(self, index: CacheIndex) -> None:
+        self.index = index
+
+    def health(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    def stream(self, request: Request, params: dict[str, str]) -> Response:
+        try:
+            infohash = parse_infohash(params["infohash"])
+        except InvalidInfohash as exc:
+            return error_response(400, "invalid_infohash", str(exc))
+        try:
+            file_index = parse_file_index(request.query)
+        except BadFileIndex as exc:
+            return error_response(400, "invalid_file_index", str(exc))
+
+        log.info("Checking for cached file for %s", infohash)
+        result = self.index.lookup(infohash, file_index)
+        if result.status is LookupStatus.HIT:
+            cached = result.file
+            assert cached is not None
+            log.info("Found cached video file for %s", infohash)
+            log.info("Using cached file for %s - no P2P needed", infohash)
+            return file_response(
+                request,
+                fd=cached.fd,
+                size=cached.size,
+                mtime_ns=cached.mtime_ns,
+                content_type=cached.content_type,
+            )
+        if result.status is LookupStatus.FILE_NOT_FOUND:
+            return error_response(404, "file_not_found", result.detail)
+        log.info("No cached file found for infoHash: %s", infohash)
+        message = f"{infohash} is not in the cache and P2P streaming is not available"
+        if result.detail:
+            message = f"{message}: {result.detail}"
+        return error_response(404, "not_cached", message)
+
+
+def build_router(handlers: StreamHandlers) -> Router[Handler]:
+    router: Router[Handler] = Router()
+    router.add("/health", handlers.health, methods=("GET",))
+    router.add("/stream/proxy/{infohash}", handlers.stream, methods=("GET",))
+    return router

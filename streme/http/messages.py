@@ -1,0 +1,107 @@
+"""Requests as handlers see them, responses as handlers build them, and JSON errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+import msgspec
+
+JSON_TYPE = b"application/json"
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: str  # raw request-target as sent
+    path: str  # percent-decoded path
+    query_string: str
+    headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
+    _query: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters; the first occurrence of a name wins."""
+        if self._query is None:
+            parsed: dict[str, str] = {}
+            if self.query_string:
+                for name, value in parse_qsl(self.query_string, keep_blank_values=True):
+                    parsed.setdefault(name, value)
+            self._query = parsed
+        return self._query
+
+
+@dataclass(slots=True)
+class FileSegment:
+    """`count` bytes of the body's file starting at `offset`.
+
+    `__len__` lets h11 frame the segment without the bytes (data passthrough).
+    """
+
+    offset: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass(slots=True)
+class FileBody:
+    """A body made of literal bytes and file segments; owns `fd` and closes it once."""
+
+    fd: int
+    parts: list[bytes | FileSegment]
+    length: int
+    _closed: bool = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.fd)
+
+
+Body = bytes | FileBody
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: Body = b""
+
+    @property
+    def content_length(self) -> int:
+        body = self.body
+        return body.length if isinstance(body, FileBody) else len(body)
+
+    def release(self) -> None:
+        """Free what the body holds (an open file) whether or not it was sent."""
+        if isinstance(self.body, FileBody):
+            self.body.close()
+
+
+Handler = Callable[[Request, dict[str, str]], "Response | Awaitable[Response]"]
+
+
+class _ErrorBody(msgspec.Struct):
+    error: str
+    message: str
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(
+    status: int, payload: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> Response:
+    body = _encoder.encode(payload)
+    return Response(status, [(b"content-type", JSON_TYPE), *(headers or [])], body)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> Response:
+    """The JSON error every route answers with: {"error": "<code>", "message": "..."}."""
+    return json_response(status, _ErrorBody(code, message), headers)

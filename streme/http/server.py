@@ -1,0 +1,114 @@
+"""The listening server: shared state for all connections, start, and graceful shutdown.
+
+How this works: `HTTPServer.start()` binds with `loop.create_server`, one `HTTPProtocol`
+per connection sharing a `ServerState` (config, router, the live connections, and a Date
+header rebuilt at most once a second). `shutdown()` stops accepting, closes idle
+connections, lets in-flight responses finish for up to `shutdown_timeout`, then aborts
+what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from streme.config import HTTPConfig
+from streme.http.dates import format_http_date
+from streme.http.messages import Handler
+from streme.http.routing import Router
+
+if TYPE_CHECKING:
+    from streme.http.protocol import HTTPProtocol
+
+log = logging.getLogger("streme.http")
+
+
+class ServerState:
+    def __init__(
+        self, config: HTTPConfig, router: Router[Handler], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.loop = loop
+        self.connections: set[HTTPProtocol] = set()
+        self.all_closed = asyncio.Event()
+        self.all_closed.set()
+        self._date_second = -1
+        self._date = b""
+
+    def add(self, protocol: HTTPProtocol) -> None:
+        self.connections.add(protocol)
+        self.all_closed.clear()
+
+    def discard(self, protocol: HTTPProtocol) -> None:
+        self.connections.discard(protocol)
+        if not self.connections:
+            self.all_closed.set()
+
+    def date_header(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = format_http_date(now).encode("ascii")
+        return self._date
+
+
+class HTTPServer:
+    def __init__(self, config: HTTPConfig, router: Router[Handler]) -> None:
+        self.config = config
+        self.router = router
+        self._server: asyncio.Server | None = None
+        self._state: ServerState | None = None
+
+    async def start(self) -> None:
+        from streme.http.protocol import HTTPProtocol
+
+        loop = asyncio.get_running_loop()
+        state = ServerState(self.config, self.router, loop)
+        self._state = state
+        self._server = await loop.create_server(
+            lambda: HTTPProtocol(state),
+            host=self.config.host,
+            port=self.config.port,
+            backlog=self.config.backlog,
+            reuse_address=True,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def urls(self) -> list[str]:
+        assert self._server is not None
+        out = []
+        for sock in self._server.sockets:
+            host, port = sock.getsockname()[:2]
+            out.append(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+        return out
+
+    @property
+    def connection_count(self) -> int:
+        return 0 if self._state is None else len(self._state.connections)
+
+    async def shutdown(self) -> None:
+        if self._server is None or self._state is None:
+            return
+        self._server.close()
+        connections = self._state.connections
+        for protocol in list(connections):
+            protocol.shutdown()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._state.all_closed.wait(), self.config.shutdown_timeout)
+        if connections:
+            log.warning("aborting %d connection(s) still busy at shutdown", len(connections))
+            for protocol in list(connections):
+                protocol.abort()
+            await asyncio.sleep(0)
+        await self._server.wait_closed()
+        self._server = None

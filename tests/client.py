@@ -1,0 +1,85 @@
+"""A tiny raw-socket HTTP client for protocol tests, parsing responses with h11."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+import h11
+
+
+@dataclass
+class Reply:
+    status: int
+    reason: bytes
+    headers: dict[str, str]
+    body: bytes = b""
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class RawClient:
+    """One TCP connection; `send` raw bytes, `read_reply` parses the next response."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.conn = h11.Connection(h11.CLIENT)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_reply(self, method: str = "GET", max_body: int | None = None) -> Reply:
+        # h11 (client side) needs to believe it sent the request to parse the answer.
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        self.conn.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
+        self.conn.send(h11.EndOfMessage())
+        reply: Reply | None = None
+        body = bytearray()
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                data = self.sock.recv(1 << 20)
+                self.conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Response):
+                headers: dict[str, str] = {}
+                for name, value in event.headers:
+                    headers[name.decode()] = value.decode("latin-1")
+                reply = Reply(
+                    event.status_code, event.reason, headers, raw_headers=list(event.headers)
+                )
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if max_body is not None and len(body) >= max_body:
+                    assert reply is not None
+                    reply.body = bytes(body)
+                    return reply
+            elif isinstance(event, h11.EndOfMessage):
+                assert reply is not None
+                reply.body = bytes(body)
+                return reply
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("closed before a full response")
+
+    def closed_by_server(self, timeout: float = 5.0) -> bool:
+        """True if the server closes the connection (EOF or reset) within `timeout`."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def get(path: str, host: str = "127.0.0.1", extra: str = "", method: str = "GET") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()

@@ -1,0 +1,130 @@
+"""Shared fixtures: a real streme server on loopback, in a thread with its own uvloop.
+
+The server runs in-process so tests can look inside it (open fds, live tasks and
+connections) while clients talk to it over real sockets. `server` runs every test twice:
+once with the zero-copy (sendfile) body path and once with the copying fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvloop
+
+from streme.app import App
+from streme.config import build_config
+
+T = TypeVar("T")
+
+INFOHASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class RunningServer:
+    app: App
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    cache_dir: Path
+    errors: list[dict[str, Any]]
+
+    @property
+    def port(self) -> int:
+        return self.app.server.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the server's loop thread and return its result."""
+
+        async def runner() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout=10)
+
+    def task_count(self) -> int:
+        return self.call(lambda: len(asyncio.all_tasks(self.loop)) - 1)  # minus the runner
+
+    def connection_count(self) -> int:
+        return self.call(lambda: self.app.server.connection_count)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.app.stop(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def start_server(
+    cache_dir: Path, cache: dict[str, Any] | None = None, **http: Any
+) -> RunningServer:
+    cli = {
+        "http": {"port": 0, **http},
+        "cache": {"dir": str(cache_dir), **(cache or {})},
+        "log": {"level": "info"},
+    }
+    config = build_config(environ={}, cli=cli)
+    loop = uvloop.new_event_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    app = App(config)
+    thread = threading.Thread(target=loop.run_forever, name="streme-test-server", daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=30)
+    return RunningServer(app, loop, thread, cache_dir, errors)
+
+
+@pytest.fixture(params=[True, False], ids=["zerocopy", "copy"])
+def zero_copy(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "cache"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_server(cache_dir: Path) -> Iterator[Callable[..., RunningServer]]:
+    started: list[RunningServer] = []
+
+    def make(cache: dict[str, Any] | None = None, **http: Any) -> RunningServer:
+        srv = start_server(cache_dir, cache, **http)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+        assert not srv.errors, f"the server loop's exception handler fired: {srv.errors}"
+
+
+@pytest.fixture
+def server(make_server: Callable[..., RunningServer], zero_copy: bool) -> RunningServer:
+    return make_server(zero_copy=zero_copy)
+
+
+def write_video(cache_dir: Path, name: str, size: int, seed: int = 0) -> bytes:
+    """Write `size` pseudo-random bytes to cache_dir/name and return them."""
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    if seed:
+        data = bytes((b + seed) % 256 for b in data[:4096]) + data[4096:]
+    (cache_dir / name).write_bytes(data)
+    return data
+
+
+def open_fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))

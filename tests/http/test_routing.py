@@ -1,0 +1,38 @@
+from streme.http.routing import Match, MethodNotAllowed, NotFound, Router
+
+
+def make_router() -> Router[str]:
+    router: Router[str] = Router()
+    router.add("/health", "health")
+    router.add("/stream/proxy/{infohash}", "stream")
+    return router
+
+
+def test_exact_route() -> None:
+    found = make_router().resolve("GET", "/health")
+    assert found == Match("health", {})
+
+
+def test_capture_route() -> None:
+    found = make_router().resolve("GET", "/stream/proxy/abc")
+    assert found == Match("stream", {"infohash": "abc"})
+
+
+def test_head_allowed_wherever_get_is() -> None:
+    assert make_router().resolve("HEAD", "/stream/proxy/abc") == Match(
+        "stream", {"infohash": "abc"}
+    )
+
+
+def test_empty_capture_reaches_handler() -> None:
+    assert make_router().resolve("GET", "/stream/proxy/") == Match("stream", {"infohash": ""})
+
+
+def test_method_not_allowed_lists_allow() -> None:
+    assert make_router().resolve("POST", "/health") == MethodNotAllowed(("GET", "HEAD"))
+
+
+def test_unknown_paths() -> None:
+    router = make_router()
+    for path in ["/", "/healthz", "/stream/proxy", "/stream/proxy/a/b", "/stream/proxy/../x", "*"]:
+        assert router.resolve("GET", path) == NotFound(), path
