@@ -32,7 +32,19 @@ from streme.http.ranges import (
     unsatisfied_content_range,
 )
 
-ACCEPT_RANGES = (b"accept-ranges", b"bytes")
+ACCEPT_RANGES = (b"Accept-Ranges", b"bytes")
+
+_http_dates: dict[int, bytes] = {}
+
+
+def _last_modified(seconds: int) -> bytes:
+    """Last-Modified bytes, memoised: a busy server formats the same few mtimes."""
+    value = _http_dates.get(seconds)
+    if value is None:
+        if len(_http_dates) >= 4096:
+            _http_dates.clear()
+        value = _http_dates[seconds] = format_http_date(seconds).encode("ascii")
+    return value
 
 
 def file_response(
@@ -43,8 +55,8 @@ def file_response(
     etag = make_etag(mtime_ns, size)
     last_modified = mtime_ns // 1_000_000_000
     validators = [
-        (b"etag", etag.encode("ascii")),
-        (b"last-modified", format_http_date(last_modified).encode("ascii")),
+        (b"ETag", etag.encode("ascii")),
+        (b"Last-Modified", _last_modified(last_modified)),
     ]
     outcome = evaluate_preconditions(
         request.method,
@@ -67,7 +79,7 @@ def file_response(
     ):
         range_header = None
     decision = evaluate_range(range_header, size)
-    content_type_header = (b"content-type", content_type.encode("latin-1"))
+    content_type_header = (b"Content-Type", content_type.encode("latin-1"))
 
     if decision.kind is RangeKind.UNSATISFIABLE:
         os.close(fd)
@@ -75,7 +87,7 @@ def file_response(
             416,
             "range_not_satisfiable",
             f"no requested range overlaps the {size}-byte file",
-            [(b"content-range", unsatisfied_content_range(size).encode("ascii")), ACCEPT_RANGES],
+            [(b"Content-Range", unsatisfied_content_range(size).encode("ascii")), ACCEPT_RANGES],
         )
         return response
 
@@ -93,7 +105,7 @@ def file_response(
             content_type_header,
             ACCEPT_RANGES,
             *validators,
-            (b"content-range", only.content_range(size).encode("ascii")),
+            (b"Content-Range", only.content_range(size).encode("ascii")),
         ]
         body = FileBody(fd, [FileSegment(only.start, only.length)], only.length)
         return Response(206, headers_out, body)
@@ -104,7 +116,7 @@ def file_response(
         FileSegment(p.start, p.length) if isinstance(p, ByteRange) else p for p in plan
     ]
     headers_out = [
-        (b"content-type", multipart_content_type(boundary).encode("latin-1")),
+        (b"Content-Type", multipart_content_type(boundary).encode("latin-1")),
         ACCEPT_RANGES,
         *validators,
     ]

@@ -97,7 +97,7 @@ def json_response(
     status: int, payload: object, headers: list[tuple[bytes, bytes]] | None = None
 ) -> Response:
     body = _encoder.encode(payload)
-    return Response(status, [(b"content-type", JSON_TYPE), *(headers or [])], body)
+    return Response(status, [(b"Content-Type", JSON_TYPE), *(headers or [])], body)
 
 
 def error_response(

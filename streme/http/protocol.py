@@ -1,22 +1,22 @@
 """One HTTP/1.1 connection: an asyncio Protocol that parses with h11 and answers requests.
 
 How this works:
-- Bytes from the transport go into `h11.Connection`; `_process()` pulls events until h11
-  needs more data. A complete request (head + any small body, which is read and dropped)
-  is routed; the handler returns a `Response`, or an awaitable of one (then reading is
-  paused and a task awaits it).
-- Responses are framed by h11 (`send` for the head, a length placeholder through
-  `send_with_data_passthrough` for file bodies) and written by `body.py`'s writers:
-  zero-copy `sendfile` or the copying fallback. The common case — a small range whose
-  bytes fit in the socket buffer — completes inside `data_received` with no task at all.
-- After a response: close on `MUST_CLOSE`, else `start_next_cycle()` and carry on with
-  any pipelined request already buffered.
+- Bytes from the transport go into an `h11.Connection` used as the request parser;
+  `_process()` pulls events until h11 needs more data. A complete request (head plus any
+  small body, which is read and dropped) is routed; the handler returns a `Response`, or
+  an awaitable of one (then reading is paused and a task awaits it).
+- After each request the parser is replaced by a fresh one fed with h11's
+  `trailing_data` (the pipelined bytes already received), and responses are framed by
+  `framing.py`, not by h11's `send`: that halves the CPU of a request. Framing is simple
+  because every response has a Content-Length; keep-alive follows h11's own rule
+  (HTTP/1.1 without `Connection: close`). See docs/decisions/0002-h11-parses-we-frame.md.
+- File bodies go out through `body.py`: zero-copy `sendfile` or the copying fallback.
+  The common case, a range that fits in the socket buffer, completes inside
+  `data_received` with no task at all.
 - Timers: one per connection. `request_head_timeout` runs from the first byte of a
   request (or the connection's opening) to the end of its head — the slowloris guard;
-  `keep_alive_timeout` runs while idle between requests. `write_timeout` bounds each
+  `keep_alive_timeout` runs while idle between requests; `write_timeout` bounds each
   wait for a client to accept bytes.
-- Errors follow h11's canonical loop: an error response only while our state is IDLE or
-  SEND_RESPONSE, otherwise close.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import h11
 
 from streme.http import routing
-from streme.http.body import CopyWriter, FileTruncatedError, ZeroCopyWriter
+from streme.http.body import CopyWriter, FileTruncatedError, Part, ZeroCopyWriter
 from streme.http.flow import FlowControl
+from streme.http.framing import encode_head
 from streme.http.messages import FileBody, Request, Response, error_response
-from streme.http.status import reason
 from streme.http.urls import BadTarget, split_target
 
 if TYPE_CHECKING:
@@ -49,20 +49,16 @@ KNOWN_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
 NO_BODY_STATUSES: Final = frozenset({204, 304})
-SERVER_HEADER: Final = (b"server", b"streme")
-CLOSE_HEADER: Final = (b"connection", b"close")
+SERVER_HEADER: Final = (b"Server", b"streme")
+CLOSE_HEADER: Final = (b"Connection", b"close")
 
 
-class _Length:
-    """A stand-in body of a given length: h11 frames it, the writers send the real bytes."""
-
-    __slots__ = ("_n",)
-
-    def __init__(self, n: int) -> None:
-        self._n = n
-
-    def __len__(self) -> int:
-        return self._n
+def _head_size(event: h11.Request) -> int:
+    """The size of the request line and header block as sent (give or take whitespace)."""
+    size = len(event.method) + len(event.target) + 12
+    for name, value in event.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -70,9 +66,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._state = state
         self._config = state.config
         self._loop = state.loop
-        self._conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=state.config.max_head_bytes
-        )
+        self._parser = self._new_parser()
         self._transport: asyncio.Transport | None = None
         self._flow: FlowControl | None = None
         self._sock: socket.socket | None = None  # dup of the connection's fd, for sendfile
@@ -82,17 +76,24 @@ class HTTPProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_is_head = False
+        self._timer_armed = False
+        self._deadline = 0.0
         self._partial = False  # bytes of a request head have arrived
         self._requests = 0
         self._request: Request | None = None
+        self._keep_alive = True
         self._request_started = 0.0
         self._body_seen = 0
         self._response: Response | None = None
 
+    def _new_parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_head_bytes)
+
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport implements asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        transport = self._transport
         self._flow = FlowControl(
             transport, high=self._config.write_buffer_high, low=self._config.write_buffer_low
         )
@@ -103,23 +104,22 @@ class HTTPProtocol(asyncio.Protocol):
         self._arm_timer(head=True)
 
     def data_received(self, data: bytes) -> None:
-        self._conn.receive_data(data)
+        self._parser.receive_data(data)
         if not self._busy:
             self._partial = True
-            if not self._timer_is_head:
+            if not (self._timer_armed and self._timer_is_head):
                 self._arm_timer(head=True)
-        if not self._busy:
             self._process()
 
     def eof_received(self) -> bool:
-        self._conn.receive_data(b"")
+        self._parser.receive_data(b"")
         if not self._busy:
             self._process()
         return True  # keep writing: a half-closed client still gets its response
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.discard(self)
-        self._cancel_timer()
+        self._stop_timer()
         if self._flow is not None:
             self._flow.connection_lost()
         self._transport = None
@@ -154,10 +154,9 @@ class HTTPProtocol(asyncio.Protocol):
 
     # -- request loop --------------------------------------------------------------------
     def _process(self) -> None:
-        conn = self._conn
         while not self._busy and self._transport is not None:
             try:
-                event = conn.next_event()
+                event = self._parser.next_event()
             except h11.RemoteProtocolError as exc:
                 self._protocol_error(exc)
                 return
@@ -166,6 +165,11 @@ class HTTPProtocol(asyncio.Protocol):
             kind = type(event)
             if kind is h11.Request:
                 assert isinstance(event, h11.Request)
+                if _head_size(event) > self._config.max_head_bytes:
+                    # h11 bounds only heads that arrive in pieces; one that arrives whole
+                    # in a single read is measured here.
+                    self._send_error_and_close(431, "head_too_large", "request head is too large")
+                    return
                 self._on_request(event)
             elif kind is h11.Data:
                 assert isinstance(event, h11.Data)
@@ -176,25 +180,48 @@ class HTTPProtocol(asyncio.Protocol):
                     )
                     return
             elif kind is h11.EndOfMessage:
+                more = self._next_parser()
                 self._dispatch()
+                if not more:
+                    return  # nothing pipelined: skip asking the fresh parser
             elif kind is h11.ConnectionClosed:
                 self._transport.close()
                 return
+
+    def _next_parser(self) -> bool:
+        """Hand the bytes already received after this request to a fresh parser.
+
+        Returns whether it holds anything (pipelined bytes or the end of input).
+        """
+        data, closed = self._parser.trailing_data
+        parser = self._new_parser()
+        if data:
+            parser.receive_data(data)
+        if closed:
+            parser.receive_data(b"")
+        self._parser = parser
+        return bool(data) or closed
 
     def _on_request(self, event: h11.Request) -> None:
         self._cancel_timer()
         self._partial = False
         self._request_started = time.perf_counter()
         self._body_seen = 0
-        method = event.method.decode("ascii", "replace")
-        target = event.target.decode("latin-1")
         headers: dict[str, str] = {}
-        for name, value in event.headers:
-            key = name.decode("latin-1")
+        for raw_name, value in event.headers.raw_items():
+            key = raw_name.decode("latin-1").lower()
             text = value.decode("latin-1")
             previous = headers.get(key)
             headers[key] = text if previous is None else f"{previous}, {text}"
-        self._request = Request(method, target, "", "", headers)
+        # h11's keep-alive rule: HTTP/1.1, and no `close` token in Connection (RFC 9112 §9.3).
+        connection = headers.get("connection")
+        self._keep_alive = event.http_version == b"1.1" and not (
+            connection is not None
+            and "close" in (token.strip().lower() for token in connection.split(","))
+        )
+        self._request = Request(
+            event.method.decode("ascii", "replace"), event.target.decode("latin-1"), "", "", headers
+        )
 
     def _dispatch(self) -> None:
         request = self._request
@@ -207,9 +234,8 @@ class HTTPProtocol(asyncio.Protocol):
             self._respond(error_response(400, "bad_request", str(exc)))
             return
         if request.method not in KNOWN_METHODS:
-            self._respond(
-                error_response(501, "not_implemented", f"method {request.method} is not supported")
-            )
+            message = f"method {request.method} is not supported"
+            self._respond(error_response(501, "not_implemented", message))
             return
         found = self._state.router.resolve(request.method, request.path)
         if isinstance(found, routing.NotFound):
@@ -217,14 +243,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if isinstance(found, routing.MethodNotAllowed):
             allow = ", ".join(found.allow).encode()
-            self._respond(
-                error_response(
-                    405,
-                    "method_not_allowed",
-                    f"{request.method} is not allowed on {request.path}",
-                    [(b"allow", allow)],
-                )
-            )
+            message = f"{request.method} is not allowed on {request.path}"
+            self._respond(error_response(405, "method_not_allowed", message, [(b"Allow", allow)]))
             return
         try:
             result = found.handler(request, found.params)
@@ -266,101 +286,83 @@ class HTTPProtocol(asyncio.Protocol):
             return
         status = response.status
         headers = response.headers
-        headers.append((b"date", self._state.date_header()))
-        headers.append(SERVER_HEADER)
         body = response.body
         length = response.content_length
         if status not in NO_BODY_STATUSES:
-            headers.append((b"content-length", str(length).encode()))
-        if self._closing or self._requests >= self._config.max_requests_per_connection:
+            headers.append((b"Content-Length", b"%d" % length))
+        headers.append((b"Date", self._state.date_header()))
+        headers.append(SERVER_HEADER)
+        if not self._will_keep_alive():
             headers.append(CLOSE_HEADER)
-        conn = self._conn
-        try:
-            head = conn.send(
-                h11.Response(status_code=status, headers=headers, reason=reason(status))
-            )
-        except h11.LocalProtocolError:
-            log.exception("could not frame a %d response", status)
-            self._release()
-            transport.close()
-            return
-        assert head is not None
+        head = encode_head(status, headers)
         send_body = request.method != "HEAD" and status not in NO_BODY_STATUSES and length > 0
-        if not send_body or not isinstance(body, FileBody):
-            if send_body:
-                assert isinstance(body, bytes)
-                data = conn.send(h11.Data(data=body))
-                assert data is not None
-                head += data
-            conn.send(h11.EndOfMessage())
+        if not send_body:
             transport.write(head)
-            self._finish(sent=length if send_body else 0, resume=in_task)
-            return
-        conn.send_with_data_passthrough(h11.Data(data=_Length(length)))  # type: ignore[arg-type]
-        conn.send(h11.EndOfMessage())
-        parts = [head, *body.parts]
-        self._write_file_body(body, parts, in_task=in_task)
+            self._finish(sent=0, resume=in_task)
+        elif isinstance(body, bytes):
+            transport.write(head + body)
+            self._finish(sent=length, resume=in_task)
+        else:
+            self._write_file_body(body, [head, *body.parts], in_task=in_task)
 
-    def _write_file_body(
-        self, body: FileBody, parts: list[bytes | object], *, in_task: bool
-    ) -> None:
+    def _will_keep_alive(self) -> bool:
+        return (
+            self._keep_alive
+            and not self._closing
+            and self._requests < self._config.max_requests_per_connection
+        )
+
+    def _write_file_body(self, body: FileBody, parts: list[Part], *, in_task: bool) -> None:
         transport = self._transport
         flow = self._flow
-        assert transport is not None
-        assert flow is not None
-        writer: ZeroCopyWriter | CopyWriter
-        zero_copy = self._config.zero_copy and transport.get_write_buffer_size() == 0
-        if self._config.zero_copy and not zero_copy:
+        assert transport is not None and flow is not None
+        head_length = len(parts[0])
+        if self._config.zero_copy and transport.get_write_buffer_size() > 0:
             # Bytes still queued in the transport: wait until they are out, then sendfile.
             flow.pause_reading()
-            self._task = self._loop.create_task(self._drive_body(body, parts, wait_empty=True))
+            self._task = self._loop.create_task(
+                self._drive_body(None, body, parts, head_length, wait_empty=True)
+            )
             return
-        writer = self._make_writer(body, parts, zero_copy)
+        writer = self._make_writer(body, parts)
         try:
             done = writer.advance()
         except OSError as exc:
             self._body_failed(exc)
             return
         if done:
-            self._finish(sent=writer.sent - len(parts[0]), resume=in_task)  # type: ignore[arg-type]
+            self._finish(sent=writer.sent - head_length, resume=in_task)
             return
         flow.pause_reading()
-        self._task = self._loop.create_task(self._drive_body(body, parts, writer=writer))
+        self._task = self._loop.create_task(self._drive_body(writer, body, parts, head_length))
 
-    def _make_writer(
-        self, body: FileBody, parts: list[bytes | object], zero_copy: bool
-    ) -> ZeroCopyWriter | CopyWriter:
+    def _make_writer(self, body: FileBody, parts: list[Part]) -> ZeroCopyWriter | CopyWriter:
         transport = self._transport
-        assert transport is not None
-        assert self._flow is not None
-        if zero_copy:
+        assert transport is not None and self._flow is not None
+        if self._config.zero_copy:
             if self._sock is None:
                 raw = transport.get_extra_info("socket")
                 self._sock = socket.socket(fileno=socket.dup(raw.fileno()))
-            return ZeroCopyWriter(self._loop, self._sock, body.fd, parts)  # type: ignore[arg-type]
-        return CopyWriter(
-            transport,
-            self._flow,
-            body.fd,
-            parts,
-            self._config.copy_chunk_size,  # type: ignore[arg-type]
-        )
+            return ZeroCopyWriter(self._loop, self._sock, body.fd, parts)
+        chunk = self._config.copy_chunk_size
+        return CopyWriter(transport, self._flow, body.fd, parts, chunk)
 
     async def _drive_body(
         self,
+        writer: ZeroCopyWriter | CopyWriter | None,
         body: FileBody,
-        parts: list[bytes | object],
+        parts: list[Part],
+        head_length: int,
         *,
-        writer: ZeroCopyWriter | CopyWriter | None = None,
         wait_empty: bool = False,
     ) -> None:
         timeout = self._config.write_timeout
         assert self._flow is not None
         try:
-            if wait_empty:
-                await asyncio.wait_for(self._flow.wait_empty(), timeout)
             if writer is None:
-                writer = self._make_writer(body, parts, zero_copy=True)
+                if wait_empty:
+                    await asyncio.wait_for(self._flow.wait_empty(), timeout)
+                writer = self._make_writer(body, parts)
                 done = writer.advance()
             else:
                 done = False
@@ -382,7 +384,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._body_failed(exc)
             return
         self._task = None
-        self._finish(sent=writer.sent - len(parts[0]), resume=True)  # type: ignore[arg-type]
+        self._finish(sent=writer.sent - head_length, resume=True)
 
     def _body_failed(self, exc: OSError | None) -> None:
         """The body could not be completed: the framing is broken, so drop the connection."""
@@ -412,17 +414,7 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        conn = self._conn
-        if (
-            conn.our_state is h11.MUST_CLOSE
-            or self._closing
-            or self._requests >= self._config.max_requests_per_connection
-        ):
-            transport.close()
-            return
-        try:
-            conn.start_next_cycle()
-        except h11.LocalProtocolError:
+        if not self._will_keep_alive():
             transport.close()
             return
         self._busy = False
@@ -451,57 +443,62 @@ class HTTPProtocol(asyncio.Protocol):
         if transport is None:
             return
         self._busy = True
-        if self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            response = error_response(status, code, message)
-            headers = [
-                *response.headers,
-                (b"content-length", str(len(response.body)).encode()),
-                (b"date", self._state.date_header()),
-                SERVER_HEADER,
-                CLOSE_HEADER,
-            ]
-            try:
-                head = self._conn.send(
-                    h11.Response(status_code=status, headers=headers, reason=reason(status))
-                )
-                data = self._conn.send(h11.Data(data=response.body))
-                assert head is not None
-                assert data is not None
-                transport.write(head + data)
-            except h11.LocalProtocolError:
-                pass
+        self._cancel_timer()
+        response = error_response(status, code, message)
+        body = response.body
+        assert isinstance(body, bytes)
+        headers = [
+            *response.headers,
+            (b"Content-Length", b"%d" % len(body)),
+            (b"Date", self._state.date_header()),
+            SERVER_HEADER,
+            CLOSE_HEADER,
+        ]
+        transport.write(encode_head(status, headers) + body)
         transport.close()
 
     def _arm_timer(self, *, head: bool) -> None:
-        self._cancel_timer()
+        """Set the connection's one deadline: for a request head, or for idling.
+
+        Re-arming happens on every request, so it only records the deadline; the timer
+        handle is rescheduled only when the new deadline is earlier than the pending
+        one, and a timer that fires early re-schedules itself for the current deadline.
+        """
+        delay = self._config.request_head_timeout if head else self._config.keep_alive_timeout
+        deadline = self._loop.time() + delay
+        self._deadline = deadline
         self._timer_is_head = head
-        if head:
-            delay = self._config.request_head_timeout
-            self._timer = self._loop.call_later(delay, self._on_head_timeout)
-        else:
-            delay = self._config.keep_alive_timeout
-            self._timer = self._loop.call_later(delay, self._on_idle_timeout)
+        self._timer_armed = True
+        if self._timer is None or self._timer.when() > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
+        self._timer_armed = False
+        self._timer_is_head = False
+
+    def _stop_timer(self) -> None:
+        self._cancel_timer()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._timer_is_head = False
 
-    def _on_head_timeout(self) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
-        if self._busy or self._transport is None:
+        if not self._timer_armed or self._busy or self._transport is None:
             return
-        if not self._partial:  # nothing was ever sent: close quietly, like nginx
-            self._transport.close()
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
             return
-        log.debug("%s: request head not received in time; closing", self._peer)
-        self._send_error_and_close(408, "request_timeout", "request head not received in time")
-
-    def _on_idle_timeout(self) -> None:
-        self._timer = None
-        if not self._busy and self._transport is not None:
+        self._timer_armed = False
+        if not self._timer_is_head:
+            self._transport.close()  # idle keep-alive connection
+        elif not self._partial:  # nothing was ever sent: close quietly, like nginx
             self._transport.close()
+        else:
+            log.debug("%s: request head not received in time; closing", self._peer)
+            self._send_error_and_close(408, "request_timeout", "request head not received in time")
 
     def _request_desc(self) -> str:
         request = self._request

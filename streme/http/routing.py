@@ -1,7 +1,9 @@
 """Routing: (method, path) -> handler and path parameters. Pure: no I/O.
 
 Patterns are `/`-separated; a segment `{name}` captures one whole path segment (possibly
-empty, so `/stream/proxy/` reaches the handler, which says what is wrong with it). A path
+empty, so `/stream/proxy/` reaches the handler, which says what is wrong with it). Paths
+arrive percent-encoded: they are split on `/` first, then each segment is decoded, so an
+encoded `%2F` stays inside its segment. A path
 that matches a pattern but not the method gets 405 with the route's `Allow`; a path that
 matches nothing gets 404. HEAD is allowed wherever GET is (RFC 9110 §9.3.2).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+from urllib.parse import unquote
 
 H = TypeVar("H")
 
@@ -63,6 +66,8 @@ class Router(Generic[H]):
         params: dict[str, str] = {}
         if route is None:
             parts = path.split("/")[1:]
+            if "%" in path:
+                parts = [unquote(part) for part in parts]
             for candidate in self._routes:
                 found = self._match(candidate, parts)
                 if found is not None:

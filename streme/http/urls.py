@@ -10,7 +10,12 @@ class BadTarget(ValueError):
 
 
 def split_target(target: str) -> tuple[str, str]:
-    """Return the percent-decoded path and the raw query string of a request-target."""
+    """Return the path (still percent-encoded) and the query string of a request-target.
+
+    The path is checked to decode as UTF-8 without NUL, but stays encoded: routing splits
+    it on `/` first and decodes each segment, so `%2F` is data inside a segment, never a
+    separator (RFC 3986 §2.2).
+    """
     if target == "*":  # asterisk-form: OPTIONS * only; no route matches it
         return "*", ""
     if not target.startswith("/"):
@@ -22,11 +27,12 @@ def split_target(target: str) -> tuple[str, str]:
         target = rest[slash:] if slash >= 0 else "/"
     path, _, query = target.partition("?")
     path = path.partition("#")[0]
+    decoded = path
     if "%" in path:
         try:
-            path = unquote(path, errors="strict")
+            decoded = unquote(path, errors="strict")
         except UnicodeDecodeError as exc:
             raise BadTarget("path is not valid percent-encoded UTF-8") from exc
-    if "\x00" in path:
+    if "\x00" in decoded:
         raise BadTarget("path contains a NUL byte")
     return path, query

@@ -36,3 +36,9 @@ def test_unknown_paths() -> None:
     router = make_router()
     for path in ["/", "/healthz", "/stream/proxy", "/stream/proxy/a/b", "/stream/proxy/../x", "*"]:
         assert router.resolve("GET", path) == NotFound(), path
+
+
+def test_segments_are_decoded_after_splitting() -> None:
+    router = make_router()
+    assert router.resolve("GET", "/stream/proxy/a%2Fb") == Match("stream", {"infohash": "a/b"})
+    assert router.resolve("GET", "/stream/%70roxy/x") == Match("stream", {"infohash": "x"})
