@@ -89,7 +89,11 @@ class _Decoder:
         if colon < 0:
             raise BencodeError("unterminated string length")
         digits = self.data[self.pos : colon]
-        if not digits.isdigit() or (digits.startswith(b"0") and len(digits) > 1) or len(digits) > 12:
+        if (
+            not digits.isdigit()
+            or (digits.startswith(b"0") and len(digits) > 1)
+            or len(digits) > 12
+        ):
             raise BencodeError(f"invalid string length at offset {self.pos}")
         length = int(digits)
         start = colon + 1

@@ -118,7 +118,9 @@ class CacheIndex:
                 self._watcher = inotify.Inotify()
                 self._root_wd = self._watcher.add_watch(self.root, ROOT_MASK)
             except OSError as exc:
-                log.warning("inotify unavailable (%s): checking the cache directory per request", exc)
+                log.warning(
+                    "inotify unavailable (%s): checking the cache directory per request", exc
+                )
                 self._close_watcher()
             else:
                 self._loop = loop
@@ -372,7 +374,9 @@ class CacheIndex:
         if meta is not None:
             for file in default_torrent_files(meta, self._exts):
                 for parts in locations_in_hash_dir(meta, file):
-                    found = self._open_checked(os.path.join(directory, *parts), exact_size=file.length)
+                    found = self._open_checked(
+                        os.path.join(directory, *parts), exact_size=file.length
+                    )
                     if found is not None:
                         break
                 if found is not None:
@@ -425,7 +429,10 @@ class CacheIndex:
         except OSError:
             os.close(fd)
             return None
-        inside = real.startswith(self._real_root) and real[len(self._real_root) : len(self._real_root) + 1] == "/"
+        inside = (
+            real.startswith(self._real_root)
+            and real[len(self._real_root) : len(self._real_root) + 1] == "/"
+        )
         size = st.st_size
         if (
             not inside

@@ -35,7 +35,11 @@ def largest(candidates: Iterable[Candidate]) -> Candidate | None:
     """The largest candidate; ties go to the smallest relative path."""
     best: Candidate | None = None
     for cand in candidates:
-        if best is None or cand.size > best.size or (cand.size == best.size and cand.rel < best.rel):
+        if (
+            best is None
+            or cand.size > best.size
+            or (cand.size == best.size and cand.rel < best.rel)
+        ):
             best = cand
     return best
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".flv", ".ts", ".m2ts", ".mpg", ".mpeg",
-    ".wmv", ".ogv",
+    ".mp4",
+    ".m4v",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".flv",
+    ".ts",
+    ".m2ts",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".ogv",
 )
 
 CONTENT_TYPES: dict[str, str] = {

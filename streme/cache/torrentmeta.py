@@ -79,9 +79,11 @@ def _v1_files(info: dict[bytes, Value]) -> tuple[bool, list[_Entry]]:
             raise InvalidTorrent("a file has no path")
         path = tuple(_component(part, "path") for part in raw_path)
         attr = item.get(b"attr", b"")
-        pad = (isinstance(attr, bytes) and b"p" in attr) or path[0] == ".pad" or path[
-            -1
-        ].startswith("_____padding_file_")
+        pad = (
+            (isinstance(attr, bytes) and b"p" in attr)
+            or path[0] == ".pad"
+            or path[-1].startswith("_____padding_file_")
+        )
         entries.append((path, _length(item.get(b"length")), pad))
     return True, entries
 

@@ -32,4 +32,3 @@ def encode_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
         pieces.append(name + b": " + value + CRLF)
     pieces.append(CRLF)
     return b"".join(pieces)
-
