@@ -1,0 +1,73 @@
+"""Unloaded time to first byte: one request at a time, from sendall() to the first byte."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Latency:
+    p50_us: float
+    p99_us: float
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _read_response(sock: socket.socket, first: bytes) -> None:
+    """Read the rest of one response with a Content-Length body."""
+    data = first
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-head")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    remaining = length - len(body)
+    while remaining > 0:
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            raise ConnectionError("closed mid-body")
+        remaining -= len(chunk)
+
+
+def keep_alive(port: int, path: str, count: int, range_header: str = "bytes=0-65535") -> Latency:
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: {range_header}\r\n\r\n").encode()
+    samples: list[float] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(count + 50):
+            start = time.perf_counter()
+            sock.sendall(request)
+            first = sock.recv(65536)
+            elapsed = time.perf_counter() - start
+            _read_response(sock, first)
+            if i >= 50:  # warm-up
+                samples.append(elapsed * 1e6)
+    return Latency(statistics.median(samples), _percentile(samples, 0.99))
+
+
+def new_connections(port: int, path: str, count: int) -> Latency:
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=0-65535\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    samples: list[float] = []
+    for _ in range(count):
+        start = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request)
+            first = sock.recv(65536)
+            samples.append((time.perf_counter() - start) * 1e6)
+            _read_response(sock, first)
+    return Latency(statistics.median(samples), _percentile(samples, 0.99))
