@@ -70,6 +70,7 @@ class StreamHandlers:
                 size=cached.size,
                 mtime_ns=cached.mtime_ns,
                 content_type=cached.content_type,
+                release=cached.release,
             )
         if result.status is LookupStatus.FILE_NOT_FOUND:
             return error_response(404, "file_not_found", result.detail)

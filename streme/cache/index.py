@@ -24,8 +24,9 @@ import enum
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from streme.cache import inotify
 from streme.cache.infohash import infohashes_in_name
@@ -44,6 +45,7 @@ log = logging.getLogger("streme.cache")
 
 OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO can't hang us
 MAX_DIR_DEPTH = 8
+MAX_SHARED_FDS = 1024
 MAX_DIR_ENTRIES = 10_000
 ROOT_MASK = (
     inotify.IN_CREATE
@@ -68,11 +70,45 @@ TREE_MASK = (
 
 @dataclass(frozen=True, slots=True)
 class CachedFile:
-    fd: int  # open file descriptor; the caller closes it
+    fd: int  # open file descriptor, valid until `release()`
     path: str
     size: int
     mtime_ns: int
     content_type: str
+    release: Callable[[], None]  # call exactly once when done with `fd`
+
+    def close(self) -> None:
+        self.release()
+
+
+class SharedFd:
+    """One open descriptor shared by the responses reading the same file.
+
+    Responses never use the file position (sendfile and pread take offsets), so one fd
+    serves all of them. The index holds one reference until it retires the fd (the name
+    changed, or the file was deleted); each response holds one until it is done.
+    """
+
+    __slots__ = ("fd", "refs", "retired")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.refs = 1
+        self.retired = False
+
+    def acquire(self) -> Callable[[], None]:
+        self.refs += 1
+        return self.release
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs == 0:
+            os.close(self.fd)
+
+    def retire(self) -> None:
+        if not self.retired:
+            self.retired = True
+            self.release()
 
 
 class LookupStatus(enum.Enum):
@@ -108,6 +144,9 @@ class CacheIndex:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._root_wd = -1
         self._tree_wds: dict[int, tuple[str, str]] = {}  # wd -> (hash, directory path)
+        # Open descriptors kept between requests, only while inotify tells us of changes.
+        self._fds: dict[str, SharedFd] = {}  # path -> shared descriptor
+        self._fds_by_hash: dict[str, set[str]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -139,6 +178,13 @@ class CacheIndex:
             self._watcher.close()
         self._watcher = None
         self._tree_wds.clear()
+        self._retire_all_fds()
+
+    def _retire_all_fds(self) -> None:
+        for shared in self._fds.values():
+            shared.retire()
+        self._fds.clear()
+        self._fds_by_hash.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -168,6 +214,7 @@ class CacheIndex:
         self._entries = entries
         self._meta.clear()
         self._dir_choice.clear()
+        self._retire_all_fds()
         if self._watcher is not None:
             for wd in list(self._tree_wds):
                 self._watcher.remove_watch(wd)
@@ -246,6 +293,10 @@ class CacheIndex:
         self._root_mtime = -1  # the next lookup rescans
 
     def _forget_choices(self, infohash: str) -> None:
+        for path in self._fds_by_hash.pop(infohash, ()):
+            shared = self._fds.pop(path, None)
+            if shared is not None:
+                shared.retire()
         self._meta.pop(infohash, None)
         for key in [k for k in self._dir_choice if k[0] == infohash]:
             del self._dir_choice[key]
@@ -272,7 +323,7 @@ class CacheIndex:
             return self._lookup_index(infohash, names, meta, file_index)
         plain = [n for n, is_dir in names.items() if not is_dir and is_video(n, self._exts)]
         if plain:
-            found = self._open_plain(plain, meta)
+            found = self._open_plain(infohash, plain, meta)
             if found is not None:
                 return LookupResult(LookupStatus.HIT, found)
         for name in sorted(n for n, is_dir in names.items() if is_dir):
@@ -321,7 +372,7 @@ class CacheIndex:
             )
         target = meta.files[index]
         for path in self._paths_for(infohash, names, meta, target):
-            found = self._open_checked(path, exact_size=target.length)
+            found = self._open_checked(infohash, path, exact_size=target.length)
             if found is not None:
                 return LookupResult(LookupStatus.HIT, found)
         return LookupResult(
@@ -340,9 +391,13 @@ class CacheIndex:
                 paths.append(os.path.join(self.root, name, *parts))
         return paths
 
-    def _open_plain(self, plain: list[str], meta: TorrentMeta | None) -> CachedFile | None:
+    def _open_plain(
+        self, infohash: str, plain: list[str], meta: TorrentMeta | None
+    ) -> CachedFile | None:
         if len(plain) == 1 and (meta is None or meta.multi_file):
-            return self._open_checked(os.path.join(self.root, plain[0]), min_size=self._min_size)
+            return self._open_checked(
+                infohash, os.path.join(self.root, plain[0]), min_size=self._min_size
+            )
         candidates = []
         for name in plain:
             path = os.path.join(self.root, name)
@@ -356,8 +411,8 @@ class CacheIndex:
         if chosen is None:
             return None
         if meta is not None and not meta.multi_file:
-            return self._open_checked(chosen.path, exact_size=meta.files[0].length)
-        return self._open_checked(chosen.path, min_size=self._min_size)
+            return self._open_checked(infohash, chosen.path, exact_size=meta.files[0].length)
+        return self._open_checked(infohash, chosen.path, min_size=self._min_size)
 
     def _open_dir_default(
         self, infohash: str, name: str, meta: TorrentMeta | None
@@ -365,7 +420,7 @@ class CacheIndex:
         key = (infohash, None)
         cached = self._dir_choice.get(key) if self._watcher is not None else None
         if cached is not None:
-            found = self._open_checked(cached, min_size=0 if meta else self._min_size)
+            found = self._open_checked(infohash, cached, min_size=0 if meta else self._min_size)
             if found is not None:
                 return found
             self._dir_choice.pop(key, None)
@@ -374,9 +429,8 @@ class CacheIndex:
         if meta is not None:
             for file in default_torrent_files(meta, self._exts):
                 for parts in locations_in_hash_dir(meta, file):
-                    found = self._open_checked(
-                        os.path.join(directory, *parts), exact_size=file.length
-                    )
+                    path = os.path.join(directory, *parts)
+                    found = self._open_checked(infohash, path, exact_size=file.length)
                     if found is not None:
                         break
                 if found is not None:
@@ -384,7 +438,7 @@ class CacheIndex:
         else:
             best = largest(self._videos_under(directory))
             if best is not None:
-                found = self._open_checked(best.path, min_size=self._min_size)
+                found = self._open_checked(infohash, best.path, min_size=self._min_size)
         if found is not None and self._watcher is not None:
             self._dir_choice[key] = found.path
         return found
@@ -416,9 +470,20 @@ class CacheIndex:
         return [c for c in out if c.size >= self._min_size]
 
     def _open_checked(
-        self, path: str, *, min_size: int = 0, exact_size: int | None = None
+        self, infohash: str, path: str, *, min_size: int = 0, exact_size: int | None = None
     ) -> CachedFile | None:
-        """Open `path` and keep it only if it is a regular file inside the cache root."""
+        """Open `path` and keep it only if it is a regular file inside the cache root.
+
+        While inotify watches the cache, the descriptor stays open for the next request
+        (no path walk, no containment re-check: any change to the name forgets it). An
+        `fstat` per request still catches a deleted file (no links left) at once.
+        """
+        shared = self._fds.get(path)
+        if shared is not None:
+            st = os.fstat(shared.fd)
+            if st.st_nlink > 0:
+                return self._checked(shared.fd, path, st, min_size, exact_size, shared.acquire)
+            self._retire(path)
         try:
             fd = os.open(path, OPEN_FLAGS)
         except OSError:
@@ -429,19 +494,41 @@ class CacheIndex:
         except OSError:
             os.close(fd)
             return None
-        inside = (
-            real.startswith(self._real_root)
-            and real[len(self._real_root) : len(self._real_root) + 1] == "/"
-        )
+        root = self._real_root
+        if not (real.startswith(root) and real[len(root) : len(root) + 1] == "/"):
+            log.warning("refusing %s: it leads outside the cache directory (%s)", path, real)
+            os.close(fd)
+            return None
+        if self._watcher is None or not stat.S_ISREG(st.st_mode):
+            found = self._checked(fd, path, st, min_size, exact_size, lambda: partial(os.close, fd))
+            if found is None:
+                os.close(fd)
+            return found
+        if len(self._fds) >= MAX_SHARED_FDS:
+            self._retire(next(iter(self._fds)))
+        shared = self._fds[path] = SharedFd(fd)
+        self._fds_by_hash.setdefault(infohash, set()).add(path)
+        return self._checked(fd, path, st, min_size, exact_size, shared.acquire)
+
+    @staticmethod
+    def _checked(
+        fd: int,
+        path: str,
+        st: os.stat_result,
+        min_size: int,
+        exact_size: int | None,
+        acquire: Callable[[], Callable[[], None]],
+    ) -> CachedFile | None:
         size = st.st_size
         if (
-            not inside
-            or not stat.S_ISREG(st.st_mode)
+            not stat.S_ISREG(st.st_mode)
             or size < min_size
             or (exact_size is not None and size != exact_size)
         ):
-            if not inside:
-                log.warning("refusing %s: it leads outside the cache directory (%s)", path, real)
-            os.close(fd)
             return None
-        return CachedFile(fd, path, size, st.st_mtime_ns, content_type_for(path))
+        return CachedFile(fd, path, size, st.st_mtime_ns, content_type_for(path), acquire())
+
+    def _retire(self, path: str) -> None:
+        shared = self._fds.pop(path, None)
+        if shared is not None:
+            shared.retire()

@@ -12,8 +12,8 @@ answer has no body).
 
 from __future__ import annotations
 
-import os
 import secrets
+from collections.abc import Callable
 
 from streme.http.conditional import (
     Precondition,
@@ -48,9 +48,19 @@ def _last_modified(seconds: int) -> bytes:
 
 
 def file_response(
-    request: Request, *, fd: int, size: int, mtime_ns: int, content_type: str
+    request: Request,
+    *,
+    fd: int,
+    size: int,
+    mtime_ns: int,
+    content_type: str,
+    release: Callable[[], None],
 ) -> Response:
-    """Answer `request` from the open file `fd`; the response takes ownership of `fd`."""
+    """Answer `request` from the open file `fd`.
+
+    The response takes over the file: `release` is called once when it is no longer
+    needed — here, for answers without a body, or after the body has been sent.
+    """
     headers = request.headers
     etag = make_etag(mtime_ns, size)
     last_modified = mtime_ns // 1_000_000_000
@@ -68,7 +78,7 @@ def file_response(
         if_unmodified_since=headers.get("if-unmodified-since"),
     )
     if outcome is not Precondition.PROCEED:
-        os.close(fd)
+        release()
         if outcome is Precondition.NOT_MODIFIED:
             return Response(304, validators)
         return error_response(412, "precondition_failed", "a precondition header did not hold")
@@ -82,7 +92,7 @@ def file_response(
     content_type_header = (b"Content-Type", content_type.encode("latin-1"))
 
     if decision.kind is RangeKind.UNSATISFIABLE:
-        os.close(fd)
+        release()
         response = error_response(
             416,
             "range_not_satisfiable",
@@ -94,9 +104,9 @@ def file_response(
     common = [content_type_header, ACCEPT_RANGES, *validators]
     if decision.kind is RangeKind.FULL:
         if size == 0:
-            os.close(fd)
+            release()
             return Response(200, common, b"")
-        return Response(200, common, FileBody(fd, [FileSegment(0, size)], size))
+        return Response(200, common, FileBody(fd, [FileSegment(0, size)], size, release))
 
     ranges = decision.ranges
     if len(ranges) == 1:
@@ -107,7 +117,7 @@ def file_response(
             *validators,
             (b"Content-Range", only.content_range(size).encode("ascii")),
         ]
-        body = FileBody(fd, [FileSegment(only.start, only.length)], only.length)
+        body = FileBody(fd, [FileSegment(only.start, only.length)], only.length, release)
         return Response(206, headers_out, body)
 
     boundary = secrets.token_hex(10)
@@ -120,4 +130,4 @@ def file_response(
         ACCEPT_RANGES,
         *validators,
     ]
-    return Response(206, headers_out, FileBody(fd, parts, length))
+    return Response(206, headers_out, FileBody(fd, parts, length, release))

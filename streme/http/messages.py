@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -49,17 +48,22 @@ class FileSegment:
 
 @dataclass(slots=True)
 class FileBody:
-    """A body made of literal bytes and file segments; owns `fd` and closes it once."""
+    """A body made of literal bytes and segments of the open file `fd`.
+
+    `release` gives the file back (closes it, or drops a reference to a shared
+    descriptor); `close()` calls it exactly once.
+    """
 
     fd: int
     parts: list[bytes | FileSegment]
     length: int
+    release: Callable[[], None]
     _closed: bool = False
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            os.close(self.fd)
+            self.release()
 
 
 Body = bytes | FileBody

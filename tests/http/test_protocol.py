@@ -183,6 +183,11 @@ def test_max_requests_per_connection(make_server: Callable[..., RunningServer]) 
 
 def test_client_disconnect_mid_body_leaks_nothing(server: RunningServer, cache_dir: Path) -> None:
     write_video(cache_dir, f"{INFOHASH}-big.mp4", 64 * 1024 * 1024)
+    warm = RawClient(server.port)  # the index keeps the file open between requests
+    warm.send(get(f"/stream/proxy/{INFOHASH}", extra="Range: bytes=0-0\r\n"))
+    assert warm.read_reply().status == 206
+    warm.close()
+    assert wait_until(lambda: server.connection_count() == 0)
     baseline_fds = open_fd_count()
     for _ in range(5):
         client = RawClient(server.port)

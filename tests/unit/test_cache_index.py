@@ -30,7 +30,7 @@ def index_for(
 def hit_path(result: LookupResult) -> str:
     assert result.status is LookupStatus.HIT, result
     assert result.file is not None
-    os.close(result.file.fd)
+    result.file.close()
     return os.path.basename(result.file.path)
 
 
@@ -47,7 +47,7 @@ def test_seed_file(root: Path) -> None:
     assert result.status is LookupStatus.HIT
     assert result.file is not None
     assert (result.file.size, result.file.content_type) == (2 * MiB, "video/mp4")
-    os.close(result.file.fd)
+    result.file.close()
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ async def eventually(predicate: Callable[[], bool], seconds: float = 5.0) -> boo
 def lookup_status(index: CacheIndex) -> LookupStatus:
     result = index.lookup(H)
     if result.file is not None:
-        os.close(result.file.fd)
+        result.file.close()
     return result.status
 
 
@@ -207,7 +207,7 @@ def test_lookup_cost_with_100k_files(root: Path) -> None:
     for _ in range(n):
         result = index.lookup(H)
         assert result.file is not None
-        os.close(result.file.fd)
+        result.file.close()
     per_lookup_us = (time.perf_counter() - started) / n * 1e6
     print(f"lookup with 100k files: {per_lookup_us:.1f} us")
     assert per_lookup_us < 200  # target 50 us; bound lenient for noisy CI
