@@ -53,14 +53,6 @@ SERVER_HEADER: Final = (b"Server", b"streme")
 CLOSE_HEADER: Final = (b"Connection", b"close")
 
 
-def _head_size(event: h11.Request) -> int:
-    """The size of the request line and header block as sent (give or take whitespace)."""
-    size = len(event.method) + len(event.target) + 12
-    for name, value in event.headers.raw_items():
-        size += len(name) + len(value) + 4
-    return size
-
-
 class HTTPProtocol(asyncio.Protocol):
     def __init__(self, state: ServerState) -> None:
         self._state = state
@@ -165,12 +157,9 @@ class HTTPProtocol(asyncio.Protocol):
             kind = type(event)
             if kind is h11.Request:
                 assert isinstance(event, h11.Request)
-                if _head_size(event) > self._config.max_head_bytes:
-                    # h11 bounds only heads that arrive in pieces; one that arrives whole
-                    # in a single read is measured here.
+                if not self._on_request(event):
                     self._send_error_and_close(431, "head_too_large", "request head is too large")
                     return
-                self._on_request(event)
             elif kind is h11.Data:
                 assert isinstance(event, h11.Data)
                 self._body_seen += len(event.data)
@@ -202,13 +191,17 @@ class HTTPProtocol(asyncio.Protocol):
         self._parser = parser
         return bool(data) or closed
 
-    def _on_request(self, event: h11.Request) -> None:
+    def _on_request(self, event: h11.Request) -> bool:
+        """Take in a request head; False if it is over `max_head_bytes`."""
         self._cancel_timer()
         self._partial = False
         self._request_started = time.perf_counter()
         self._body_seen = 0
         headers: dict[str, str] = {}
+        # h11 bounds only heads that arrive in pieces; one read whole is measured here.
+        head_size = len(event.method) + len(event.target) + 12
         for raw_name, value in event.headers.raw_items():
+            head_size += len(raw_name) + len(value) + 4
             key = raw_name.decode("latin-1").lower()
             text = value.decode("latin-1")
             previous = headers.get(key)
@@ -222,6 +215,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._request = Request(
             event.method.decode("ascii", "replace"), event.target.decode("latin-1"), "", "", headers
         )
+        return head_size <= self._config.max_head_bytes
 
     def _dispatch(self) -> None:
         request = self._request

@@ -44,8 +44,9 @@ class _Route(Generic[H]):
 
 class Router(Generic[H]):
     def __init__(self) -> None:
-        self._routes: list[_Route[H]] = []
         self._exact: dict[str, _Route[H]] = {}
+        # Patterned routes by (segment count, first segment): one dict probe per request.
+        self._patterned: dict[tuple[int, str], list[_Route[H]]] = {}
 
     def add(self, pattern: str, handler: H, methods: Iterable[str] = ("GET",)) -> None:
         if not pattern.startswith("/"):
@@ -57,9 +58,12 @@ class Router(Generic[H]):
         if "GET" in handlers:
             handlers.setdefault("HEAD", handler)
         route = _Route(segments, captures, names, handlers)
-        self._routes.append(route)
         if not captures:
             self._exact[pattern] = route
+        else:
+            if 0 in captures:
+                raise ValueError(f"route pattern must start with a literal segment: {pattern!r}")
+            self._patterned.setdefault((len(segments), segments[0]), []).append(route)
 
     def resolve(self, method: str, path: str) -> Match[H] | NotFound | MethodNotAllowed:
         route = self._exact.get(path)
@@ -68,7 +72,8 @@ class Router(Generic[H]):
             parts = path.split("/")[1:]
             if "%" in path:
                 parts = [unquote(part) for part in parts]
-            for candidate in self._routes:
+            key = (len(parts), parts[0] if parts else "")
+            for candidate in self._patterned.get(key, ()):
                 found = self._match(candidate, parts)
                 if found is not None:
                     route, params = candidate, found
@@ -82,8 +87,6 @@ class Router(Generic[H]):
 
     @staticmethod
     def _match(route: _Route[H], parts: list[str]) -> dict[str, str] | None:
-        if len(parts) != len(route.segments) or not route.captures:
-            return None
         for i, seg in enumerate(route.segments):
             if i not in route.captures and parts[i] != seg:
                 return None
