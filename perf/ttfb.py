@@ -19,8 +19,8 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _read_response(sock: socket.socket, first: bytes) -> None:
-    """Read the rest of one response with a Content-Length body."""
+def _read_response(sock: socket.socket, first: bytes) -> bool:
+    """Read the rest of one response with a Content-Length body; True if it closes."""
     data = first
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -29,31 +29,45 @@ def _read_response(sock: socket.socket, first: bytes) -> None:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = 0
+    closing = False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
+        elif name.strip().lower() == b"connection" and b"close" in value.lower():
+            closing = True
     remaining = length - len(body)
     while remaining > 0:
         chunk = sock.recv(min(remaining, 1 << 20))
         if not chunk:
             raise ConnectionError("closed mid-body")
         remaining -= len(chunk)
+    return closing
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def keep_alive(port: int, path: str, count: int, range_header: str = "bytes=0-65535") -> Latency:
     request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: {range_header}\r\n\r\n").encode()
     samples: list[float] = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = _connect(port)
+    try:
         for i in range(count + 50):
             start = time.perf_counter()
             sock.sendall(request)
             first = sock.recv(65536)
             elapsed = time.perf_counter() - start
-            _read_response(sock, first)
+            if _read_response(sock, first):  # the server's max requests per connection
+                sock.close()
+                sock = _connect(port)
             if i >= 50:  # warm-up
                 samples.append(elapsed * 1e6)
+    finally:
+        sock.close()
     return Latency(statistics.median(samples), _percentile(samples, 0.99))
 
 
