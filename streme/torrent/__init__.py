@@ -1,0 +1,1 @@
+"""P2P: the libtorrent engine, piece scheduling, and streaming readers."""

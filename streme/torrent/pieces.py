@@ -1,0 +1,98 @@
+"""Piece maths: which pieces hold a byte range of a file, and what to ask for first. Pure.
+
+A torrent is one byte stream cut into pieces of `piece_length` bytes (the last may be
+shorter); file `f` occupies [offset, offset + size) of that stream. A read of file bytes
+[start, end] needs the pieces covering the stream bytes [offset + start, offset + end].
+
+The read-ahead window: from the piece being read, the next pieces covering `window_bytes`,
+nearest first, with deadlines growing with distance (torrest's +10 ms per piece), so the
+scheduler fetches what the player needs next before what it needs later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    piece_length: int
+    total_size: int  # of the whole torrent
+
+    @property
+    def num_pieces(self) -> int:
+        return (self.total_size + self.piece_length - 1) // self.piece_length
+
+    def piece_size(self, piece: int) -> int:
+        if piece == self.num_pieces - 1:
+            return self.total_size - piece * self.piece_length
+        return self.piece_length
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpan:
+    offset: int  # of the file's first byte in the torrent's stream
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PieceSlice:
+    """`length` bytes of `piece`, starting `start` bytes into it."""
+
+    piece: int
+    start: int
+    length: int
+
+
+def slices(layout: Layout, span: FileSpan, start: int, end: int) -> list[PieceSlice]:
+    """The piece slices holding file bytes [start, end] (inclusive), in order."""
+    if not 0 <= start <= end < span.size:
+        raise ValueError(f"range {start}-{end} is outside a file of {span.size} bytes")
+    out: list[PieceSlice] = []
+    pos = span.offset + start
+    stop = span.offset + end + 1
+    plen = layout.piece_length
+    while pos < stop:
+        piece = pos // plen
+        within = pos - piece * plen
+        length = min(plen - within, stop - pos)
+        out.append(PieceSlice(piece, within, length))
+        pos += length
+    return out
+
+
+def pieces_for(layout: Layout, span: FileSpan, start: int, end: int) -> range:
+    """The pieces covering file bytes [start, end] (inclusive)."""
+    first = (span.offset + start) // layout.piece_length
+    last = (span.offset + end) // layout.piece_length
+    return range(first, last + 1)
+
+
+def file_pieces(layout: Layout, span: FileSpan) -> range:
+    if span.size == 0:
+        return range(0)
+    return pieces_for(layout, span, 0, span.size - 1)
+
+
+def window(
+    layout: Layout, span: FileSpan, position: int, window_bytes: int, step_ms: int = 10
+) -> list[tuple[int, int]]:
+    """(piece, deadline ms) for the read-ahead window starting at file byte `position`."""
+    if span.size == 0 or position >= span.size:
+        return []
+    end = min(span.size - 1, position + max(window_bytes, 1) - 1)
+    return [(p, i * step_ms) for i, p in enumerate(pieces_for(layout, span, position, end))]
+
+
+def head_and_tail(layout: Layout, span: FileSpan, head_bytes: int, tail_bytes: int) -> list[int]:
+    """Pieces holding the first `head_bytes` and the last `tail_bytes` of the file.
+
+    Players read the container index at the end right after `bytes=0-`; keeping both
+    ends wanted makes that second request fast.
+    """
+    if span.size == 0:
+        return []
+    head = pieces_for(layout, span, 0, min(span.size, max(head_bytes, 1)) - 1)
+    tail_start = max(0, span.size - max(tail_bytes, 1))
+    tail = pieces_for(layout, span, tail_start, span.size - 1)
+    return sorted(set(head) | set(tail))

@@ -1,0 +1,62 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streme.torrent.pieces import (
+    FileSpan,
+    Layout,
+    file_pieces,
+    head_and_tail,
+    pieces_for,
+    slices,
+    window,
+)
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> tuple[Layout, FileSpan]:
+    piece_length = draw(st.sampled_from([16, 64, 1000, 16384]))
+    before = draw(st.integers(0, 5000))
+    size = draw(st.integers(1, 50_000))
+    after = draw(st.integers(0, 5000))
+    return Layout(piece_length, before + size + after), FileSpan(before, size)
+
+
+@given(layouts(), st.data())
+def test_slices_cover_exactly_the_range(lf: tuple[Layout, FileSpan], data: st.DataObject) -> None:
+    layout, span = lf
+    start = data.draw(st.integers(0, span.size - 1))
+    end = data.draw(st.integers(start, span.size - 1))
+    got = slices(layout, span, start, end)
+    assert sum(s.length for s in got) == end - start + 1
+    stream_pos = span.offset + start
+    for s in got:
+        assert s.piece * layout.piece_length + s.start == stream_pos
+        assert s.length > 0
+        assert s.start + s.length <= layout.piece_size(s.piece)
+        stream_pos += s.length
+    assert [s.piece for s in got] == list(pieces_for(layout, span, start, end))
+
+
+def test_short_last_piece() -> None:
+    layout = Layout(100, 250)
+    assert layout.num_pieces == 3
+    assert [layout.piece_size(p) for p in range(3)] == [100, 100, 50]
+    assert slices(layout, FileSpan(0, 250), 190, 249) == [
+        slices(layout, FileSpan(0, 250), 190, 199)[0],
+        slices(layout, FileSpan(0, 250), 200, 249)[0],
+    ]
+
+
+def test_window_is_nearest_first_with_growing_deadlines() -> None:
+    layout = Layout(100, 10_000)
+    span = FileSpan(50, 9_000)
+    assert window(layout, span, 0, 250) == [(0, 0), (1, 10), (2, 20)]
+    assert window(layout, span, 8_990, 1_000) == [(90, 0)]
+    assert window(layout, span, 9_000, 100) == []
+
+
+def test_head_and_tail() -> None:
+    layout = Layout(100, 1_000)
+    span = FileSpan(0, 1_000)
+    assert head_and_tail(layout, span, 150, 100) == [0, 1, 9]
+    assert list(file_pieces(layout, span)) == list(range(10))
