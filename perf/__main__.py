@@ -1,8 +1,14 @@
-"""`make perf`: streme side by side with nginx and aiohttp on the same file, one run.
+"""`make perf`: streme side by side with nginx and aiohttp on the same file, in one run.
+
+1. Write a 64 MiB file of random bytes into a temp cache dir as `<hash>-bench.mp4`.
+2. Start every selected server (all running at once), read its idle RSS.
+3. For each round, for each server in a fixed order: the loads of `perf.bench`.
+4. Stop them; then, for streme only, a cache dir with 100,000 other files: in-process
+   lookups and TTFB against a fresh server on it (and the 1-file dir for comparison).
+5. Print medians over rounds with ratios and targets; write every sample to JSON.
 
 Every load is bounded (wrk -d, fixed request counts) and on 127.0.0.1; every server is
-started here and stopped by its PID. The machine is small and noisy: each load runs
-`--rounds` times per server, interleaved, and the table shows medians and ratios.
+started here and stopped by its PID in a `finally`, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,203 +18,189 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from perf import ttfb, wrkrun
-from perf.lookup import in_process_lookup_us, make_crowded_cache
-from perf.report import Row, render
-from perf.servers import Server, start_aiohttp, start_nginx, start_streme
+from perf import bench, lookup, report, servers, wrkrun
+from perf.servers import Server, Unavailable
 
 INFOHASH = hashlib.sha1(b"streme perf").hexdigest()
 FILE_SIZE = 64 * 1024 * 1024
-KiB, MiB = 1024, 1024 * 1024
-STARTERS = {"streme": start_streme, "nginx": start_nginx, "aiohttp": start_aiohttp}
+CROWD = 100_000
+LOOKUPS = 10_000
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s loads (smoke test)")
-    parser.add_argument("--only", default="streme,nginx,aiohttp", help="comma-separated servers")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each wrk load")
-    parser.add_argument("--json", default="perf/results/latest.json", help="raw results file")
+    parser.add_argument("--only", default=",".join(report.SERVERS), help="comma-separated servers")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server (default 3)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="each wrk load (default 5)")
+    parser.add_argument("--json", type=Path, default=Path("perf/results/latest.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, 2.0
+    args.ttfb_count = 500 if args.quick else 2000
+    args.names = [n for n in report.SERVERS if n in args.only.split(",")]
+    unknown = set(args.only.split(",")) - set(report.SERVERS)
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
     return args
+
+
+def write_bench_file(cache: Path) -> Path:
+    cache.mkdir()
+    file = cache / f"{INFOHASH}-bench.mp4"
+    with file.open("wb") as out:
+        for _ in range(FILE_SIZE // (1 << 20)):
+            out.write(os.urandom(1 << 20))
+    return file
 
 
 def start(name: str, cache: Path, file: Path, workdir: Path) -> Server:
     if name == "streme":
-        return start_streme(cache, INFOHASH, workdir)
-    return STARTERS[name](file, INFOHASH, workdir)
+        return servers.start_streme(cache, INFOHASH, workdir)
+    if name == "nginx":
+        return servers.start_nginx(file, INFOHASH, workdir)
+    return servers.start_aiohttp(file, INFOHASH, workdir)
+
+
+class Results:
+    def __init__(self, names: list[str]) -> None:
+        self.samples: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+        self.notes: list[str] = []
+
+    def recorder(self, server: str) -> Callable[[str, float], None]:
+        def record(metric: str, value: float) -> None:
+            self.samples[server].setdefault(metric, []).append(value)
+
+        return record
+
+    def note(self, text: str) -> None:
+        print(f"  ! {text}", flush=True)
+        self.notes.append(text)
+
+    def medians(self) -> report.Medians:
+        # Errors add up over rounds (one bad round must show); everything else: the median.
+        return {
+            server: {
+                m: sum(v) if m.endswith("_errors") else statistics.median(v)
+                for m, v in metrics.items()
+            }
+            for server, metrics in self.samples.items()
+        }
+
+
+def side_by_side(args: argparse.Namespace, workdir: Path, results: Results) -> None:
+    cache = workdir / "cache"
+    file = write_bench_file(cache)
+    plan = bench.make_plan(workdir, FILE_SIZE, args.seconds, args.ttfb_count)
+    running: dict[str, Server] = {}
+    try:
+        for name in args.names:
+            try:
+                running[name] = start(name, cache, file, workdir)
+            except Unavailable as exc:
+                results.note(f"{name} skipped: {exc}")
+                continue
+            time.sleep(0.5)
+            results.recorder(name)("idle_rss_mib", running[name].rss_mib())
+        print(", ".join(f"{n}: pid {s.pid}, port {s.port}" for n, s in running.items()))
+        for round_no in range(1, args.rounds + 1):
+            for name, server in list(running.items()):
+                print(f"round {round_no}/{args.rounds}: {name}", flush=True)
+                try:
+                    complaints = bench.measure_round(server, plan, results.recorder(name))
+                except (OSError, RuntimeError, ValueError) as exc:
+                    results.note(f"{name}, round {round_no}: {type(exc).__name__}: {exc}")
+                    complaints = []
+                for text in complaints:
+                    results.note(f"{name}, round {round_no}: {text}")
+                if not server.alive():
+                    results.note(f"{name} exited ({server.process.returncode}); dropped")
+                    del running[name]
+    finally:
+        for server in running.values():
+            server.stop()
+    if "streme" in args.names and "idle_rss_mib" in results.samples["streme"]:
+        crowded_cache(args, workdir, cache, file, plan, results)
+
+
+def crowded_cache(
+    args: argparse.Namespace,
+    workdir: Path,
+    cache: Path,
+    file: Path,
+    plan: bench.Plan,
+    results: Results,
+) -> None:
+    """streme with 100,000 other files next to the bench file vs. with it alone."""
+    record = results.recorder("streme")
+    print(f"streme: lookups with 1 and {CROWD:,} files in the cache dir", flush=True)
+    crowded = workdir / "crowded"
+    lookup.make_crowded_cache(crowded, file, CROWD)
+    for label, root in (("1", cache), ("100k", crowded)):
+        measured = lookup.in_process_lookup_us(root, INFOHASH, LOOKUPS)
+        if isinstance(measured, str):
+            results.note(f"in-process lookup skipped: {measured}")
+            break
+        record(f"lookup_us_{label}", measured["inotify"])
+        record(f"lookup_us_{label}_no_watcher", measured["no_watcher"])
+    try:
+        server = servers.start_streme(crowded, INFOHASH, workdir)
+    except Unavailable as exc:
+        results.note(f"streme on the crowded cache: {exc}")
+        return
+    try:
+        time.sleep(0.5)
+        bench.measure_ttfb(server, plan, record, suffix="_100k")
+    finally:
+        server.stop()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the `finally`s that stop the servers
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    names = [n for n in args.only.split(",") if n in STARTERS]
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    started = time.monotonic()
+    results = Results(args.names)
+    missing = servers.streme_missing() if "streme" in args.names else None
+    if missing:
+        results.note(f"streme skipped: {missing}")
+        args.names.remove("streme")
     workdir = Path(tempfile.mkdtemp(prefix="streme-perf-"))
-    samples: dict[str, dict[str, list[float]]] = {n: {} for n in names}
-    servers: dict[str, Server] = {}
-
-    def record(server: str, metric: str, value: float) -> None:
-        samples[server].setdefault(metric, []).append(value)
-
     try:
-        cache = workdir / "cache"
-        cache.mkdir()
-        file = cache / f"{INFOHASH}-bench.mp4"
-        with file.open("wb") as f:
-            for _ in range(FILE_SIZE // MiB):
-                f.write(os.urandom(MiB))
-        for name in names:
-            servers[name] = start(name, cache, file, workdir)
-            time.sleep(0.5)
-            record(name, "idle_rss_mib", servers[name].rss_mib())
-        print(f"servers: {', '.join(f'{n} pid {s.pid} port {s.port}' for n, s in servers.items())}")
-        ttfb_count = 500 if args.quick else 2000
-        for round_no in range(args.rounds):
-            for name, server in servers.items():
-                print(f"round {round_no + 1}/{args.rounds}: {name}", flush=True)
-                lat = ttfb.keep_alive(server.port, server.path, ttfb_count)
-                record(name, "ttfb_p50_us", lat.p50_us)
-                record(name, "ttfb_p99_us", lat.p99_us)
-                lat = ttfb.new_connections(server.port, server.path, ttfb_count // 4)
-                record(name, "ttfb_new_p50_us", lat.p50_us)
-                record(name, "ttfb_new_p99_us", lat.p99_us)
-                url = f"http://127.0.0.1:{server.port}{server.path}"
-                common = {"seconds": args.seconds, "workdir": workdir, "size": FILE_SIZE}
-                r64 = wrkrun.run(url, connections=50, block=64 * KiB, **common)
-                record(name, "r64_rps", r64.requests_per_s)
-                record(name, "r64_p99_ms", r64.p99_ms)
-                cpu0 = server.cpu_seconds()
-                r1m = wrkrun.run(url, connections=50, block=MiB, **common)
-                cpu1 = server.cpu_seconds()
-                whole = wrkrun.run(url, connections=4, block=None, **common)
-                cpu2 = server.cpu_seconds()
-                record(name, "r1m_gbps", r1m.bytes_per_s / 1e9)
-                record(name, "whole_gbps", whole.bytes_per_s / 1e9)
-                record(
-                    name, "cpu_s_per_gb_1m", (cpu1 - cpu0) / (r1m.bytes_per_s * args.seconds / 1e9)
-                )
-                record(
-                    name,
-                    "cpu_s_per_gb_whole",
-                    (cpu2 - cpu1) / (whole.bytes_per_s * args.seconds / 1e9),
-                )
-                for result in (r64, r1m, whole):
-                    if result.errors:
-                        print(f"  {name}: wrk reported {result.errors}")
-        for server in servers.values():
-            server.stop()
-        servers.clear()
-        if "streme" in names:
-            crowded = workdir / "crowded"
-            make_crowded_cache(crowded, file, INFOHASH, 100_000)
-            record("streme", "lookup_us_100k", in_process_lookup_us(crowded, INFOHASH, 10_000))
-            server = start_streme(crowded, INFOHASH, workdir)
-            servers["streme"] = server
-            lat = ttfb.keep_alive(server.port, server.path, ttfb_count)
-            record("streme", "ttfb_p50_us_100k", lat.p50_us)
-            record("streme", "ttfb_p99_us_100k", lat.p99_us)
-            server.stop()
-            servers.clear()
+        side_by_side(args, workdir, results)
     finally:
-        for server in servers.values():
-            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    medians = {
-        n: {m: statistics.median(v) for m, v in metrics.items()} for n, metrics in samples.items()
-    }
+    medians = results.medians()
     print()
-    print(render(rows(medians)))
-    print(f"\n{args.rounds} round(s) per server, wrk -t1 for {args.seconds:g} s per load; medians.")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"args": vars(args), "samples": samples, "medians": medians}, indent=2)
+    print(report.render(medians))
+    print(
+        f"\n{args.rounds} round(s) per server, wrk -t{wrkrun.THREADS} for "
+        f"{args.seconds:g} s per load; medians over rounds (errors: sums). "
+        f"Total {time.monotonic() - started:.0f} s."
     )
+    for text in results.notes:
+        print(f"note: {text}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    raw = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    args.json.write_text(
+        json.dumps(
+            {"args": raw, "samples": results.samples, "medians": medians, "notes": results.notes},
+            indent=2,
+        )
+    )
+    print(f"raw results: {args.json}")
     return 0
-
-
-def rows(m: dict[str, dict[str, float]]) -> list[Row]:
-    def col(metric: str) -> dict[str, float]:
-        return {n: v[metric] for n, v in m.items() if metric in v}
-
-    def ratio(metric: str, other: str) -> float:
-        return m["streme"][metric] / m[other][metric]
-
-    return [
-        Row(
-            "TTFB keep-alive p50 (us)",
-            col("ttfb_p50_us"),
-            "< 100 ms (original)",
-            lambda v: v["streme"] < 100_000,
-        ),
-        Row(
-            "TTFB keep-alive p99 (us)",
-            col("ttfb_p99_us"),
-            "<= 1000 us",
-            lambda v: v["streme"] <= 1000,
-        ),
-        Row("TTFB new connection p50 (us)", col("ttfb_new_p50_us")),
-        Row(
-            "TTFB new connection p99 (us)",
-            col("ttfb_new_p99_us"),
-            "<= 1000 us",
-            lambda v: v["streme"] <= 1000,
-        ),
-        Row(
-            "64 KiB ranges, 50 conns (req/s)",
-            col("r64_rps"),
-            ">= 0.4x nginx, >= 4x aiohttp",
-            lambda v: ratio("r64_rps", "nginx") >= 0.4 and ratio("r64_rps", "aiohttp") >= 4,
-        ),
-        Row("64 KiB ranges p99 (ms)", col("r64_p99_ms")),
-        Row(
-            "1 MiB ranges, 50 conns (GB/s)",
-            col("r1m_gbps"),
-            ">= 0.8x nginx",
-            lambda v: ratio("r1m_gbps", "nginx") >= 0.8,
-        ),
-        Row(
-            "whole 64 MiB file, 4 conns (GB/s)",
-            col("whole_gbps"),
-            ">= 1.0x nginx",
-            lambda v: ratio("whole_gbps", "nginx") >= 1.0,
-        ),
-        Row(
-            "CPU s per GB, whole file",
-            col("cpu_s_per_gb_whole"),
-            "<= 1.5x nginx",
-            lambda v: ratio("cpu_s_per_gb_whole", "nginx") <= 1.5,
-        ),
-        Row(
-            "CPU s per GB, 1 MiB ranges",
-            col("cpu_s_per_gb_1m"),
-            "<= 1.5x nginx",
-            lambda v: ratio("cpu_s_per_gb_1m", "nginx") <= 1.5,
-        ),
-        Row(
-            "lookup, 100k files, in-process (us)",
-            col("lookup_us_100k"),
-            "<= 50 us",
-            lambda v: v["streme"] <= 50,
-        ),
-        Row("TTFB p50 with 100k files (us)", col("ttfb_p50_us_100k")),
-        Row(
-            "TTFB p99 with 100k files (us)",
-            col("ttfb_p99_us_100k"),
-            "<= 1000 us",
-            lambda v: v["streme"] <= 1000,
-        ),
-        Row("idle RSS (MiB)", col("idle_rss_mib")),
-    ]
 
 
 if __name__ == "__main__":

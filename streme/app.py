@@ -15,6 +15,7 @@ from streme.cache.index import CacheIndex
 from streme.config import Config
 from streme.handlers import StreamHandlers, build_router
 from streme.http.server import HTTPServer
+from streme.torrent.engine import Engine
 
 log = logging.getLogger("streme")
 
@@ -30,19 +31,29 @@ class App:
             min_size=config.cache.min_size,
         )
         self.cache_root = os.path.abspath(config.cache.dir)
-        self.handlers = StreamHandlers(self.index)
+        self.engine = Engine(config.p2p, self.cache_root) if config.p2p.enabled else None
+        self.handlers = StreamHandlers(
+            self.index, self.engine, config.p2p, config.cache.video_extensions
+        )
         self.server = HTTPServer(config.http, build_router(self.handlers))
 
     async def start(self) -> None:
-        self.index.start(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        self.index.start(loop)
         try:
+            if self.engine is not None:
+                self.engine.start(loop)
             await self.server.start()
         except BaseException:
             self.index.close()
+            if self.engine is not None:
+                await self.engine.stop()
             raise
 
     async def stop(self) -> None:
         await self.server.shutdown()
+        if self.engine is not None:
+            await self.engine.stop()
         self.index.close()
 
 

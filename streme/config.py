@@ -84,6 +84,28 @@ class CacheConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cleanup_interval: PositiveSeconds = 1800 * SECONDS
 
 
+class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Off until the P2P milestone is complete: a cache miss then answers 404 not_cached.
+    enabled: bool = False
+    listen_interfaces: str = "0.0.0.0:6881"
+    dht: bool = True
+    lsd: bool = True
+    upnp: bool = True
+    natpmp: bool = True
+    utp: bool = True
+    # Appended to every magnet streme builds; clients can never add their own.
+    trackers: list[str] = msgspec.field(default_factory=list)
+    # host:port peers connected to every torrent (LAN seed boxes, tests).
+    static_peers: list[str] = msgspec.field(default_factory=list)
+    metadata_timeout: PositiveSeconds = 60 * SECONDS
+    # Bytes ahead of the reader asked for with deadlines (rqbit: 32 MiB, TorrServer: 16 MiB).
+    readahead_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 16 * MiB
+    # Bound on bytes waiting between the piece reader and the socket, per stream.
+    buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 4 * MiB
+    # A piece that does not arrive for this long ends the response with a logged error.
+    stall_timeout: PositiveSeconds = 60 * SECONDS
+
+
 class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     level: LogLevel = "info"
 
@@ -91,6 +113,7 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     http: HTTPConfig = msgspec.field(default_factory=HTTPConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    p2p: P2PConfig = msgspec.field(default_factory=P2PConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 
@@ -102,6 +125,23 @@ class ConfigError(Exception):
 LEGACY_ENV = {
     "TORRENT_DOWNLOAD_PATH": ("cache", "dir"),
     "CACHE_CLEANUP_INTERVAL": ("cache", "cleanup_interval"),
+    "STREME_TRACKERS": ("p2p", "trackers"),
+    "STREME_DHT": ("p2p", "dht"),
+    "STREME_LSD": ("p2p", "lsd"),
+    "STREME_UPNP": ("p2p", "upnp"),
+}
+
+
+# Booleans from the environment: also yes/no and on/off (msgspec knows true/false/1/0).
+BOOL_WORDS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
 }
 
 
@@ -110,11 +150,14 @@ def _fields(struct_type: type[msgspec.Struct]) -> dict[str, Any]:
 
 
 def _sections() -> dict[str, type[msgspec.Struct]]:
-    return {"http": HTTPConfig, "cache": CacheConfig, "log": LogConfig}
+    return {"http": HTTPConfig, "cache": CacheConfig, "p2p": P2PConfig, "log": LogConfig}
+
+
+LIST_FIELDS = {("cache", "video_extensions"), ("p2p", "trackers"), ("p2p", "static_peers")}
 
 
 def _is_list_field(section: str, field: str) -> bool:
-    return field == "video_extensions" and section == "cache"
+    return (section, field) in LIST_FIELDS
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -122,16 +165,24 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, (section, field) in LEGACY_ENV.items():
         if name in environ:
-            out.setdefault(section, {})[field] = environ[name]
+            raw = environ[name]
+            value: Any = raw
+            if _is_list_field(section, field):
+                value = [item.strip() for item in raw.split(",") if item.strip()]
+            elif raw.strip().lower() in BOOL_WORDS:
+                value = BOOL_WORDS[raw.strip().lower()]
+            out.setdefault(section, {})[field] = value
     for section, struct_type in _sections().items():
         for field in _fields(struct_type):
             name = f"STREME_{section}_{field}".upper()
             if name not in environ:
                 continue
             raw = environ[name]
-            value: Any = raw
+            value = raw
             if _is_list_field(section, field):
                 value = [item.strip() for item in raw.split(",") if item.strip()]
+            elif raw.strip().lower() in BOOL_WORDS and _fields(struct_type)[field] is bool:
+                value = BOOL_WORDS[raw.strip().lower()]
             out.setdefault(section, {})[field] = value
     return out
 

@@ -60,6 +60,8 @@ class RunningServer:
         return self.call(lambda: self.app.server.connection_count)
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return
         asyncio.run_coroutine_threadsafe(self.app.stop(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
@@ -67,11 +69,15 @@ class RunningServer:
 
 
 def start_server(
-    cache_dir: Path, cache: dict[str, Any] | None = None, **http: Any
+    cache_dir: Path,
+    cache: dict[str, Any] | None = None,
+    p2p: dict[str, Any] | None = None,
+    **http: Any,
 ) -> RunningServer:
     cli = {
         "http": {"port": 0, **http},
         "cache": {"dir": str(cache_dir), **(cache or {})},
+        "p2p": p2p or {"enabled": False},
         "log": {"level": "info"},
     }
     config = build_config(environ={}, cli=cli)
@@ -101,8 +107,10 @@ def cache_dir(tmp_path: Path) -> Path:
 def make_server(cache_dir: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def make(cache: dict[str, Any] | None = None, **http: Any) -> RunningServer:
-        srv = start_server(cache_dir, cache, **http)
+    def make(
+        cache: dict[str, Any] | None = None, p2p: dict[str, Any] | None = None, **http: Any
+    ) -> RunningServer:
+        srv = start_server(cache_dir, cache, p2p, **http)
         started.append(srv)
         return srv
 

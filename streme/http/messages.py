@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -66,7 +66,27 @@ class FileBody:
             self.release()
 
 
-Body = bytes | FileBody
+@dataclass(slots=True)
+class StreamBody:
+    """A body of `length` bytes produced asynchronously (from the swarm).
+
+    `open()` starts the producer and returns its chunks; it is only called when the
+    body is really sent (never for HEAD), so building the response costs nothing.
+    `release` stops the producer, whether the body was sent, cut short, or never opened.
+    """
+
+    length: int
+    open: Callable[[], AsyncIterator[bytes]]
+    release: Callable[[], None]
+    _closed: bool = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.release()
+
+
+Body = bytes | FileBody | StreamBody
 
 
 @dataclass(slots=True)
@@ -78,11 +98,11 @@ class Response:
     @property
     def content_length(self) -> int:
         body = self.body
-        return body.length if isinstance(body, FileBody) else len(body)
+        return len(body) if isinstance(body, bytes) else body.length
 
     def release(self) -> None:
-        """Free what the body holds (an open file) whether or not it was sent."""
-        if isinstance(self.body, FileBody):
+        """Free what the body holds (an open file, a producer) whether or not it was sent."""
+        if not isinstance(self.body, bytes):
             self.body.close()
 
 

@@ -35,7 +35,7 @@ from streme.http import routing
 from streme.http.body import CopyWriter, FileTruncatedError, Part, ZeroCopyWriter
 from streme.http.flow import FlowControl
 from streme.http.framing import encode_head
-from streme.http.messages import FileBody, Request, Response, error_response
+from streme.http.messages import FileBody, Request, Response, StreamBody, error_response
 from streme.http.urls import BadTarget, split_target
 
 if TYPE_CHECKING:
@@ -296,6 +296,11 @@ class HTTPProtocol(asyncio.Protocol):
         elif isinstance(body, bytes):
             transport.write(head + body)
             self._finish(sent=length, resume=in_task)
+        elif isinstance(body, StreamBody):
+            transport.write(head)
+            assert self._flow is not None
+            self._flow.pause_reading()
+            self._task = self._loop.create_task(self._drive_stream(body))
         else:
             self._write_file_body(body, [head, *body.parts], in_task=in_task)
 
@@ -379,6 +384,42 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self._task = None
         self._finish(sent=writer.sent - head_length, resume=True)
+
+    async def _drive_stream(self, body: StreamBody) -> None:
+        """Copy a produced body to the client, waiting whenever the transport is full."""
+        flow = self._flow
+        assert flow is not None
+        sent = 0
+        try:
+            async for chunk in body.open():
+                transport = self._transport
+                if transport is None:
+                    raise ConnectionResetError("connection lost")
+                transport.write(chunk)
+                sent += len(chunk)
+                if flow.writing_paused:
+                    await asyncio.wait_for(flow.drain(), self._config.write_timeout)
+        except asyncio.CancelledError:
+            self._task = None
+            self._release()
+            self._close_dup()
+            raise
+        except (OSError, TimeoutError) as exc:
+            self._task = None
+            log.info("%s: stream ended early: %s", self._request_desc(), exc)
+            self._body_failed(None)
+            return
+        except Exception as exc:
+            self._task = None
+            log.error("%s: stream failed after %d bytes: %s", self._request_desc(), sent, exc)
+            self._body_failed(None)
+            return
+        self._task = None
+        if sent != body.length:
+            log.error("%s: stream produced %d of %d bytes", self._request_desc(), sent, body.length)
+            self._body_failed(None)
+            return
+        self._finish(sent=sent, resume=True)
 
     def _body_failed(self, exc: OSError | None) -> None:
         """The body could not be completed: the framing is broken, so drop the connection."""

@@ -1,0 +1,383 @@
+"""The libtorrent engine: one session, alerts into asyncio through an fd, torrents added once.
+
+How this works:
+- `Engine.start()` creates the session from `P2PConfig` and hands libtorrent one end of
+  a non-blocking socketpair (`set_alert_fd`); the other end is registered with
+  `loop.add_reader`. libtorrent writes to it when its alert queue goes from empty to
+  non-empty, so `_pump` drains the socket and then pops and handles *all* alerts at once
+  (never polling, never `set_alert_notify`, never keeping an alert past the next pop).
+- `torrent(infohash)` adds a torrent at most once (concurrent callers share the add),
+  from `<infohash>.torrent` in the cache if present, else a magnet with the configured
+  trackers, then connects the configured static peers, and waits for the metadata
+  (`metadata_timeout`). Downloads live in `<cache>/.incomplete/<infohash>`, which the
+  cache index never serves.
+- Pieces are read on demand: `ActiveTorrent.piece(n)` returns the piece's verified bytes,
+  from `read_piece_alert` (libtorrent only delivers hash-checked pieces there), asking
+  with a deadline if the piece is missing or with `read_piece` if it is on disk.
+- When every wanted file is complete, libtorrent's cache is flushed; then the metadata is
+  written as `<infohash>.torrent` and each complete wanted file is hard-linked into
+  `<cache>/<infohash>/` under a temporary name and renamed into place: the next request
+  is a cache hit with no P2P. The storage itself is not moved (moving it under readers
+  served zeros from pieces being read during the move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import libtorrent as lt
+
+from streme.cache.torrentmeta import TorrentMeta, parse_torrent
+from streme.config import P2PConfig
+from streme.torrent.pieces import FileSpan, Layout
+
+log = logging.getLogger("streme.p2p")
+
+ALERT_MASK = (
+    lt.alert_category.error
+    | lt.alert_category.status
+    | lt.alert_category.storage
+    | lt.alert_category.piece_progress
+)
+
+
+class P2PError(Exception):
+    """A P2P failure with the HTTP answer it deserves."""
+
+    status = 502
+    code = "p2p_error"
+
+
+class MetadataTimeout(P2PError):
+    status = 504
+    code = "metadata_timeout"
+
+
+class PieceStalled(P2PError):
+    status = 504
+    code = "stalled"
+
+
+def session_settings(config: P2PConfig) -> lt.settings_pack:
+    return {
+        "listen_interfaces": config.listen_interfaces,
+        "enable_dht": config.dht,
+        "enable_lsd": config.lsd,
+        "enable_upnp": config.upnp,
+        "enable_natpmp": config.natpmp,
+        "enable_outgoing_utp": config.utp,
+        "enable_incoming_utp": config.utp,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": ALERT_MASK,
+        "alert_queue_size": 10_000,
+        "user_agent": "streme/0.1",
+    }
+
+
+def magnet_for(infohash: str, trackers: Iterable[str]) -> str:
+    from urllib.parse import quote
+
+    parts = [f"magnet:?xt=urn:btih:{infohash}"]
+    parts += [f"tr={quote(t, safe='')}" for t in trackers]
+    return "&".join(parts)
+
+
+def parse_peer(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"static peer must be host:port, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class ActiveTorrent:
+    infohash: str
+    handle: lt.torrent_handle
+    engine: Engine
+    meta: TorrentMeta | None = None
+    layout: Layout | None = None
+    spans: list[FileSpan] = field(default_factory=list)  # by user-visible file index
+    metadata_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    wanted_files: set[int] = field(default_factory=set)
+    published: set[int] = field(default_factory=set)
+    flushing: bool = False
+    _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
+    _deadlines: dict[int, dict[int, int]] = field(default_factory=dict)  # piece -> reader -> ms
+
+    def want_file(self, index: int) -> None:
+        """Download file `index` (others stay at priority 0 until asked for)."""
+        if index in self.wanted_files or self.meta is None:
+            return
+        self.wanted_files.add(index)
+        raw = {self.meta.files[i].raw_index for i in self.wanted_files}
+        ti = self.handle.torrent_file()
+        assert ti is not None
+        count = ti.layout().num_files()
+        self.handle.prioritize_files([4 if i in raw else 0 for i in range(count)])
+
+    def piece(self, piece: int) -> asyncio.Future[bytes]:
+        """The verified bytes of `piece`, when libtorrent has them."""
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(piece, [])
+        waiters.append(fut)
+        if len(waiters) == 1:
+            self._request(piece)
+        return fut
+
+    def _request(self, piece: int) -> None:
+        if self.handle.have_piece(piece):
+            self.handle.read_piece(piece)
+        else:
+            deadline = min(self._deadlines.get(piece, {}).values(), default=0)
+            self.handle.set_piece_deadline(
+                piece, deadline, lt.deadline_flags_t.alert_when_available
+            )
+
+    def set_window(self, reader: int, window: list[tuple[int, int]]) -> None:
+        """Reader `reader` wants these (piece, deadline ms); withdraw its older wishes."""
+        wanted = dict(window)
+        for piece in [p for p, readers in self._deadlines.items() if reader in readers]:
+            if piece not in wanted:
+                self._withdraw(reader, piece)
+        for piece, ms in wanted.items():
+            readers = self._deadlines.setdefault(piece, {})
+            before = min(readers.values(), default=None)
+            readers[reader] = ms
+            improves = before is None or ms < before
+            if improves and piece not in self._waiters and not self.handle.have_piece(piece):
+                self.handle.set_piece_deadline(piece, ms)
+
+    def withdraw(self, reader: int) -> None:
+        for piece in [p for p, readers in self._deadlines.items() if reader in readers]:
+            self._withdraw(reader, piece)
+
+    def _withdraw(self, reader: int, piece: int) -> None:
+        readers = self._deadlines.get(piece)
+        if readers is None:
+            return
+        readers.pop(reader, None)
+        if not readers:
+            del self._deadlines[piece]
+            if piece not in self._waiters and not self.handle.have_piece(piece):
+                self.handle.reset_piece_deadline(piece)
+                self.handle.piece_priority(piece, 4)  # reset leaves it at 1
+
+    def on_read_piece(self, piece: int, data: bytes | None) -> None:
+        waiters = self._waiters.get(piece)
+        if not waiters:
+            return
+        if data is None:  # cancelled (e.g. a deadline reset): ask again
+            self._request(piece)
+            return
+        del self._waiters[piece]
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(data)
+
+    def fail_waiters(self, error: BaseException) -> None:
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(error)
+        self._waiters.clear()
+
+
+class Engine:
+    def __init__(self, config: P2PConfig, cache_root: str) -> None:
+        self.config = config
+        self.cache_root = os.path.abspath(cache_root)
+        self.incomplete_root = os.path.join(self.cache_root, ".incomplete")
+        self._session: lt.session | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._alert_r: socket.socket | None = None
+        self._alert_w: socket.socket | None = None
+        self._torrents: dict[str, ActiveTorrent] = {}
+        self._adding: dict[str, asyncio.Task[ActiveTorrent]] = {}
+        self._next_reader = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        os.makedirs(self.incomplete_root, exist_ok=True)
+        self._loop = loop
+        self._session = lt.session(session_settings(self.config))
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._alert_r, self._alert_w = r, w
+        self._session.set_alert_fd(w.fileno())
+        loop.add_reader(r.fileno(), self._pump)
+        log.info("P2P engine listening on port %d", self._session.listen_port())
+
+    async def stop(self) -> None:
+        if self._session is None:
+            return
+        for task in self._adding.values():
+            task.cancel()
+        for torrent in self._torrents.values():
+            torrent.fail_waiters(P2PError("the server is shutting down"))
+        if self._loop is not None and self._alert_r is not None:
+            self._loop.remove_reader(self._alert_r.fileno())
+        self._session.pause()
+        self._session = None
+        for sock in (self._alert_r, self._alert_w):
+            if sock is not None:
+                sock.close()
+
+    @property
+    def listen_port(self) -> int:
+        assert self._session is not None
+        return self._session.listen_port()
+
+    def new_reader_id(self) -> int:
+        self._next_reader += 1
+        return self._next_reader
+
+    # -- torrents ------------------------------------------------------------------------
+    async def torrent(self, infohash: str) -> ActiveTorrent:
+        """The torrent with its metadata, added once however many requests ask."""
+        active = self._torrents.get(infohash)
+        if active is None:
+            task = self._adding.get(infohash)
+            if task is None:
+                task = asyncio.get_running_loop().create_task(self._add(infohash))
+                self._adding[infohash] = task
+                task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
+            active = await asyncio.shield(task)
+        if not active.metadata_ready.is_set():
+            try:
+                await asyncio.wait_for(active.metadata_ready.wait(), self.config.metadata_timeout)
+            except TimeoutError as exc:
+                raise MetadataTimeout(
+                    f"no metadata for {infohash} within {self.config.metadata_timeout:g} s"
+                ) from exc
+        return active
+
+    def _params_for(self, infohash: str) -> lt.add_torrent_params:
+        """From `<infohash>.torrent` in the cache if present, else a magnet."""
+        torrent_file = os.path.join(self.cache_root, f"{infohash}.torrent")
+        if os.path.isfile(torrent_file):
+            params = lt.add_torrent_params()
+            params.ti = lt.torrent_info(torrent_file)
+            log.info("Adding new torrent from %s", torrent_file)
+        else:
+            magnet = magnet_for(infohash, self.config.trackers)
+            params = lt.parse_magnet_uri(magnet)
+            log.info("Adding new torrent: %s", magnet)
+        params.save_path = os.path.join(self.incomplete_root, infohash)
+        return params
+
+    async def _add(self, infohash: str) -> ActiveTorrent:
+        assert self._session is not None
+        log.info("Attempting P2P stream for hash: %s", infohash)
+        handle = self._session.add_torrent(self._params_for(infohash))
+        active = ActiveTorrent(infohash, handle, self)
+        self._torrents[infohash] = active
+        for peer in self.config.static_peers:
+            with contextlib.suppress(ValueError, RuntimeError):
+                handle.connect_peer(parse_peer(peer))
+        if handle.status().has_metadata:
+            self._on_metadata(active)
+        return active
+
+    def _on_metadata(self, active: ActiveTorrent) -> None:
+        if active.metadata_ready.is_set():
+            return
+        ti = active.handle.torrent_file()
+        if ti is None:
+            return
+        blob = b"d4:info" + bytes(ti.info_section()) + b"e"
+        meta = parse_torrent(blob)
+        active.meta = meta
+        active.layout = Layout(ti.piece_length(), ti.total_size())
+        storage = ti.layout()
+        active.spans = [FileSpan(storage.file_offset(f.raw_index), f.length) for f in meta.files]
+        # Nothing is downloaded until a reader asks for a file.
+        active.handle.prioritize_files([0] * storage.num_files())
+        active.metadata_ready.set()
+
+    # -- alerts --------------------------------------------------------------------------
+    def _pump(self) -> None:
+        assert self._alert_r is not None
+        with contextlib.suppress(BlockingIOError):
+            while self._alert_r.recv(4096):
+                pass
+        if self._session is None:
+            return
+        for alert in self._session.pop_alerts():
+            self._handle(alert)
+
+    def _handle(self, alert: lt.alert) -> None:
+        if isinstance(alert, lt.read_piece_alert):
+            active = self._active_for(alert)
+            if active is not None:
+                data = None if alert.error.value() else bytes(alert.buffer)
+                active.on_read_piece(alert.piece, data)
+        elif isinstance(alert, lt.metadata_received_alert | lt.add_torrent_alert):
+            active = self._active_for(alert)
+            if active is not None and active.handle.status().has_metadata:
+                self._on_metadata(active)
+        elif isinstance(alert, lt.torrent_finished_alert):
+            active = self._active_for(alert)
+            if active is not None and active.wanted_files - active.published:
+                active.flushing = True
+                active.handle.flush_cache()  # publish once every written byte is on disk
+        elif isinstance(alert, lt.cache_flushed_alert):
+            active = self._active_for(alert)
+            if active is not None and active.flushing:
+                active.flushing = False
+                self._publish(active)
+        elif isinstance(alert, lt.torrent_error_alert | lt.file_error_alert):
+            log.warning("libtorrent: %s", alert.message())
+
+    def _active_for(self, alert: lt.torrent_alert) -> ActiveTorrent | None:
+        try:
+            infohash = str(alert.handle.info_hashes().v1)
+        except RuntimeError:
+            return None
+        return self._torrents.get(infohash)
+
+    def _publish(self, active: ActiveTorrent) -> None:
+        """Link each finished, verified wanted file into the cache, metadata first."""
+        ti = active.handle.torrent_file()
+        meta = active.meta
+        if ti is None or meta is None:
+            return
+        progress = active.handle.file_progress()
+        done = [
+            i
+            for i in active.wanted_files - active.published
+            if progress[meta.files[i].raw_index] == meta.files[i].length
+        ]
+        if not done:
+            return
+        final = os.path.join(self.cache_root, f"{active.infohash}.torrent")
+        if not os.path.exists(final):
+            blob = b"d4:info" + bytes(ti.info_section()) + b"e"
+            tmp = os.path.join(self.incomplete_root, f".{active.infohash}.{time.time_ns()}")
+            with open(tmp, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, final)
+        save_path = os.path.join(self.incomplete_root, active.infohash)
+        target_root = os.path.join(self.cache_root, active.infohash)
+        storage = ti.layout()
+        for index in done:
+            rel = storage.file_path(meta.files[index].raw_index)
+            src = os.path.join(save_path, rel)
+            dst = os.path.join(target_root, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.{time.time_ns()}")
+            try:
+                os.link(src, tmp)
+                os.replace(tmp, dst)
+            except OSError as exc:
+                log.error("could not save %s to the cache: %s", dst, exc)
+                continue
+            active.published.add(index)
+            log.info("Saved %s to the cache for future use: %s", active.infohash, dst)

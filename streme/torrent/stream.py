@@ -1,0 +1,89 @@
+"""One reader of a file range from the swarm: pieces in order, through a bounded buffer.
+
+How this works: a producer task walks the piece slices of [start, end]. Before awaiting
+each piece it moves its read-ahead window (deadlines nearest first) on the torrent's
+shared scheduler, then waits for the verified piece bytes (`stall_timeout` at most) and
+puts the slice into a `ByteBuffer`. The HTTP side pulls chunks from the buffer as fast as
+the client takes them; when the client is slow the buffer fills, `put` waits, and the
+producer stops asking for more pieces. `close()` cancels the producer and withdraws its
+deadlines, so a client that leaves costs nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from streme.config import P2PConfig
+from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
+from streme.torrent.engine import ActiveTorrent, PieceStalled
+from streme.torrent.pieces import slices, window
+
+log = logging.getLogger("streme.p2p")
+
+
+class RangeReader:
+    def __init__(
+        self,
+        torrent: ActiveTorrent,
+        file_index: int,
+        start: int,
+        end: int,
+        config: P2PConfig,
+        reader_id: int,
+    ) -> None:
+        self._torrent = torrent
+        self._file_index = file_index
+        self._start = start
+        self._end = end
+        self._config = config
+        self._reader_id = reader_id
+        self._buffer = ByteBuffer(config.buffer_bytes)
+        self._task: asyncio.Task[None] | None = None
+
+    def statistics(self) -> BufferStats:
+        return self._buffer.statistics()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._produce())
+        while (chunk := await self._buffer.get()) is not None:
+            yield chunk
+
+    async def _produce(self) -> None:
+        torrent = self._torrent
+        layout = torrent.layout
+        assert layout is not None
+        span = torrent.spans[self._file_index]
+        position = self._start
+        try:
+            for part in slices(layout, span, self._start, self._end):
+                torrent.set_window(
+                    self._reader_id, window(layout, span, position, self._config.readahead_bytes)
+                )
+                try:
+                    data = await asyncio.wait_for(
+                        torrent.piece(part.piece), self._config.stall_timeout
+                    )
+                except TimeoutError as exc:
+                    raise PieceStalled(
+                        f"piece {part.piece} of {torrent.infohash} did not arrive in "
+                        f"{self._config.stall_timeout:g} s"
+                    ) from exc
+                await self._buffer.put(data[part.start : part.start + part.length])
+                position += part.length
+            self._buffer.close()
+        except BufferAborted:
+            pass
+        except Exception as exc:
+            log.error("stream of %s stopped: %s", torrent.infohash, exc)
+            self._buffer.abort(exc)
+        finally:
+            torrent.withdraw(self._reader_id)
+
+    def close(self) -> None:
+        self._buffer.abort(ConnectionAbortedError("the client went away"))
+        if self._task is not None:
+            self._task.cancel()
+        self._torrent.withdraw(self._reader_id)

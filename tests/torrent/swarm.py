@@ -1,0 +1,99 @@
+"""A real libtorrent seeder on 127.0.0.1 for P2P tests (DHT, LSD, UPnP, NAT-PMP off)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtorrent as lt
+
+LOOPBACK_SETTINGS: lt.settings_pack = {
+    "listen_interfaces": "127.0.0.1:0",
+    "enable_dht": False,
+    "enable_lsd": False,
+    "enable_upnp": False,
+    "enable_natpmp": False,
+    "enable_outgoing_utp": False,
+    "enable_incoming_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "tick_interval": 100,
+}
+
+
+@dataclass
+class Seeder:
+    session: lt.session
+    handle: lt.torrent_handle
+    infohash: str
+    torrent: bytes
+    files: dict[str, bytes]
+
+    @property
+    def port(self) -> int:
+        return self.session.listen_port()
+
+    @property
+    def peer(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.session.remove_torrent(self.handle)
+        self.session.pause()
+
+
+def make_seeder(
+    root: Path, files: dict[str, bytes], piece_length: int = 64 * 1024, upload_limit: int = 0
+) -> Seeder:
+    """Write `files` (paths under one top folder, or one file) and seed them."""
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    top = root / next(iter(files)).split("/")[0]
+    ct = lt.create_torrent(lt.list_files(str(top)), piece_length, lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, str(root))
+    blob = bytes(lt.bencode(ct.generate()))
+    session = lt.session(LOOPBACK_SETTINGS)
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(blob)
+    params.save_path = str(root)
+    params.flags |= lt.torrent_flags.seed_mode
+    handle = session.add_torrent(params)
+    if upload_limit:
+        handle.set_upload_limit(upload_limit)
+    infohash = str(lt.torrent_info(blob).info_hashes().v1)
+    return Seeder(session, handle, infohash, blob, files)
+
+
+def random_bytes(size: int, seed: int) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}-{counter}".encode()).digest() * 64
+        counter += 1
+    return bytes(out[:size])
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def p2p_settings(seeder: Seeder, **extra: object) -> dict[str, object]:
+    return {
+        "enabled": True,
+        "listen_interfaces": "127.0.0.1:0",
+        "dht": False,
+        "lsd": False,
+        "upnp": False,
+        "natpmp": False,
+        "utp": False,
+        "static_peers": [seeder.peer],
+        "metadata_timeout": 20,
+        "stall_timeout": 20,
+        **extra,
+    }
+
+
+__all__ = ["Seeder", "make_seeder", "os", "p2p_settings", "random_bytes", "sha256"]
