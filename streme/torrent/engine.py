@@ -30,12 +30,14 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from collections import deque
 from dataclasses import dataclass, field
 
 import libtorrent as lt
 
 from streme.cache.torrentmeta import TorrentMeta, parse_torrent
 from streme.config import P2PConfig
+from streme.torrent.buffer import BufferStats
 from streme.torrent.pieces import FileSpan, Layout
 
 log = logging.getLogger("streme.p2p")
@@ -108,6 +110,9 @@ class ActiveTorrent:
     wanted_files: set[int] = field(default_factory=set)
     published: set[int] = field(default_factory=set)
     flushing: bool = False
+    active_readers: int = 0
+    # Buffer statistics of the last finished readers (tests and diagnostics).
+    reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))
     _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
     _deadlines: dict[int, dict[int, int]] = field(default_factory=dict)  # piece -> reader -> ms
 
@@ -153,6 +158,11 @@ class ActiveTorrent:
             improves = before is None or ms < before
             if improves and piece not in self._waiters and not self.handle.have_piece(piece):
                 self.handle.set_piece_deadline(piece, ms)
+
+    @property
+    def pending_deadlines(self) -> int:
+        """Pieces some reader still asks for (0 once every reader is gone)."""
+        return len(self._deadlines)
 
     def withdraw(self, reader: int) -> None:
         for piece in [p for p, readers in self._deadlines.items() if reader in readers]:

@@ -41,12 +41,14 @@ class RangeReader:
         self._reader_id = reader_id
         self._buffer = ByteBuffer(config.buffer_bytes)
         self._task: asyncio.Task[None] | None = None
+        self._done = False
 
     def statistics(self) -> BufferStats:
         return self._buffer.statistics()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if self._task is None:
+            self._torrent.active_readers += 1
             self._task = asyncio.get_running_loop().create_task(self._produce())
         while (chunk := await self._buffer.get()) is not None:
             yield chunk
@@ -83,7 +85,14 @@ class RangeReader:
             torrent.withdraw(self._reader_id)
 
     def close(self) -> None:
+        """Stop producing and withdraw this reader's deadlines (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        stats = self._buffer.statistics()
         self._buffer.abort(ConnectionAbortedError("the client went away"))
         if self._task is not None:
             self._task.cancel()
+            self._torrent.active_readers -= 1
+            self._torrent.reader_stats.append(stats)
         self._torrent.withdraw(self._reader_id)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from streme.cache.mediatypes import content_type_for
+from streme.cache.torrentmeta import parse_torrent
+from streme.torrent.engine import ActiveTorrent
 from tests.conftest import RunningServer
 from tests.torrent.swarm import Seeder, make_seeder, p2p_settings, random_bytes, sha256
 
@@ -103,3 +108,149 @@ def test_no_peers_times_out_with_504(
     assert status == 504
     assert json.loads(body)["error"] == "metadata_timeout"
     assert time.monotonic() - started < 10
+
+
+def engine_torrent(server: RunningServer, infohash: str) -> ActiveTorrent:
+    engine = server.app.engine
+    assert engine is not None
+    return server.call(lambda: engine._torrents[infohash])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_slow_reader_memory_is_bounded(
+    make_server: Callable[..., RunningServer], seeder: Seeder
+) -> None:
+    buffer_bytes = 256 * 1024
+    server = make_server(p2p=p2p_settings(seeder, buffer_bytes=buffer_bytes))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    received = bytearray()
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    _head, _, body = bytes(received).partition(b"\r\n\r\n")
+    got = bytearray(body)
+    slow_until = time.monotonic() + 1.5
+    while len(got) < SIZE:
+        chunk = sock.recv(16 * 1024 if time.monotonic() < slow_until else 1 << 20)
+        if not chunk:
+            break
+        got += chunk
+        if time.monotonic() < slow_until:
+            time.sleep(0.01)  # about 1.6 MB/s for 1.5 s: far slower than the swarm
+    sock.close()
+    assert sha256(bytes(got)) == sha256(seeder.files["movie.mp4"])
+    torrent = engine_torrent(server, seeder.infohash)
+    assert wait_until(lambda: server.call(lambda: len(torrent.reader_stats)) == 1)
+    stats = server.call(lambda: torrent.reader_stats[-1])
+    assert stats.max_bytes == buffer_bytes
+    assert stats.peak_bytes <= buffer_bytes + 64 * 1024  # the bound plus one piece
+
+
+def test_disconnect_mid_stream_leaks_nothing(
+    make_server: Callable[..., RunningServer], seeder: Seeder
+) -> None:
+    server = make_server(p2p=p2p_settings(seeder, buffer_bytes=128 * 1024))
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024)
+        sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")
+        sock.close()
+    torrent = engine_torrent(server, seeder.infohash)
+    assert wait_until(lambda: server.connection_count() == 0)
+    assert wait_until(lambda: server.call(lambda: torrent.active_readers) == 0)
+    assert server.call(lambda: torrent.pending_deadlines) == 0
+    assert wait_until(lambda: server.task_count() == 0)
+
+
+def test_two_concurrent_readers(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
+    server = make_server(p2p=p2p_settings(seeder))
+    results: list[bytes] = []
+
+    def read(spec: str) -> None:
+        results.append(fetch(server, f"/stream/proxy/{seeder.infohash}", {"Range": spec})[2])
+
+    threads = [
+        threading.Thread(target=read, args=("bytes=0-",)),
+        threading.Thread(target=read, args=(f"bytes={SIZE // 3}-",)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    data = seeder.files["movie.mp4"]
+    assert sorted(map(sha256, results)) == sorted([sha256(data), sha256(data[SIZE // 3 :])])
+
+
+def test_seek_during_stream(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
+    server = make_server(p2p=p2p_settings(seeder, buffer_bytes=128 * 1024))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")
+    sock.close()  # the player seeks: drops this connection, asks for the middle
+    start = SIZE // 2 + 4321
+    status, _, body = fetch(
+        server, f"/stream/proxy/{seeder.infohash}", {"Range": f"bytes={start}-"}
+    )
+    assert status == 206
+    assert sha256(body) == sha256(seeder.files["movie.mp4"][start:])
+
+
+def test_two_files_of_a_multi_file_torrent(
+    make_server: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    files = {
+        "Pack/E01.mkv": random_bytes(3 * MiB + 5, 2),
+        "Pack/E02.mkv": random_bytes(2 * MiB + 7, 3),
+        "Pack/notes.txt": b"hello",
+    }
+    seed = make_seeder(tmp_path / "pack", files)
+    try:
+        server = make_server(p2p=p2p_settings(seed))
+        order = ["/".join(("Pack", *f.path)) for f in parse_torrent(seed.torrent).files]
+        assert sorted(order) == sorted(files)
+        for name in ("Pack/E02.mkv", "Pack/E01.mkv", "Pack/notes.txt"):
+            index = order.index(name)
+            status, headers, body = fetch(server, f"/stream/proxy/{seed.infohash}?file={index}")
+            assert status == 200
+            assert headers["content-type"] == content_type_for(name)
+            assert sha256(body) == sha256(files[name])
+        status, _, body = fetch(server, f"/stream/proxy/{seed.infohash}")
+        assert sha256(body) == sha256(files["Pack/E01.mkv"])  # default: the largest video
+        status, _, body = fetch(server, f"/stream/proxy/{seed.infohash}?file=3")
+        assert status == 404
+        assert json.loads(body)["error"] == "file_not_found"
+    finally:
+        seed.stop()
+
+
+def test_seeder_vanishing_mid_stream_ends_the_response(
+    make_server: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    seed = make_seeder(
+        tmp_path / "slow", {"movie.mp4": random_bytes(SIZE, 4)}, upload_limit=2 * MiB
+    )
+    server = make_server(p2p=p2p_settings(seed, stall_timeout=2, readahead_bytes=256 * 1024))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(f"GET /stream/proxy/{seed.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    received = sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 200 OK")
+    seed.stop()
+    started = time.monotonic()
+    while chunk := sock.recv(1 << 20):
+        received += chunk
+    sock.close()
+    body = received.partition(b"\r\n\r\n")[2]
+    assert len(body) < SIZE  # cut short: never presented as complete
+    assert seed.files["movie.mp4"].startswith(body)  # and every byte served was right
+    assert time.monotonic() - started < 15
+    assert fetch(server, "/health")[0] == 200  # the server keeps serving
