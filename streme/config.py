@@ -98,8 +98,17 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # host:port peers connected to every torrent (LAN seed boxes, tests).
     static_peers: list[str] = msgspec.field(default_factory=list)
     metadata_timeout: PositiveSeconds = 60 * SECONDS
+    # No peer connected this long after adding a torrent: 504 no_peers.
+    no_peers_timeout: PositiveSeconds = 30 * SECONDS
+    # After a torrent failed (no metadata, no peers), requests for it get 503 for this long.
+    failure_cooldown: Annotated[float, msgspec.Meta(ge=0)] = 300 * SECONDS
+    # Torrents in the session at once; a new one past this gets 503 capacity.
+    max_active_torrents: PositiveInt = 20
     # Bytes ahead of the reader asked for with deadlines (rqbit: 32 MiB, TorrServer: 16 MiB).
     readahead_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 16 * MiB
+    # Kept wanted at the end of the file when a stream starts at byte 0: players read the
+    # container index there right away (TorrServer keeps 8 MiB, torrest 10 MiB).
+    tail_pin_bytes: Annotated[int, msgspec.Meta(ge=0)] = 8 * MiB
     # Bound on bytes waiting between the piece reader and the socket, per stream.
     buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 4 * MiB
     # A piece that does not arrive for this long ends the response with a logged error.

@@ -18,7 +18,7 @@ from streme.config import P2PConfig
 from streme.http.conditional import Precondition, evaluate_preconditions, if_range_allows_range
 from streme.http.messages import Request, Response, StreamBody, error_response
 from streme.http.ranges import RangeKind, evaluate_range, unsatisfied_content_range
-from streme.torrent.engine import Engine, P2PError
+from streme.torrent.engine import CoolingDown, Engine, P2PError
 from streme.torrent.stream import RangeReader
 
 log = logging.getLogger("streme.p2p")
@@ -34,6 +34,9 @@ async def stream_from_swarm(
 ) -> Response:
     try:
         torrent = await engine.torrent(infohash)
+    except CoolingDown as exc:
+        retry = [(b"Retry-After", str(exc.retry_after).encode())]
+        return error_response(exc.status, exc.code, str(exc), retry)
     except P2PError as exc:
         log.warning("No P2P stream for %s: %s", infohash, exc)
         return error_response(exc.status, exc.code, str(exc))

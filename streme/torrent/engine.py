@@ -29,8 +29,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import libtorrent as lt
@@ -65,6 +65,25 @@ class MetadataTimeout(P2PError):
 class PieceStalled(P2PError):
     status = 504
     code = "stalled"
+
+
+class NoPeers(P2PError):
+    status = 504
+    code = "no_peers"
+
+
+class CoolingDown(P2PError):
+    status = 503
+    code = "cooldown"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AtCapacity(P2PError):
+    status = 503
+    code = "capacity"
 
 
 def session_settings(config: P2PConfig) -> lt.settings_pack:
@@ -107,6 +126,7 @@ class ActiveTorrent:
     layout: Layout | None = None
     spans: list[FileSpan] = field(default_factory=list)  # by user-visible file index
     metadata_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: P2PError | None = None
     wanted_files: set[int] = field(default_factory=set)
     published: set[int] = field(default_factory=set)
     flushing: bool = False
@@ -210,6 +230,7 @@ class Engine:
         self._alert_w: socket.socket | None = None
         self._torrents: dict[str, ActiveTorrent] = {}
         self._adding: dict[str, asyncio.Task[ActiveTorrent]] = {}
+        self._failed_at: dict[str, float] = {}  # infohash -> loop time of the last failure
         self._next_reader = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -254,6 +275,7 @@ class Engine:
         """The torrent with its metadata, added once however many requests ask."""
         active = self._torrents.get(infohash)
         if active is None:
+            self._check_admission(infohash)
             task = self._adding.get(infohash)
             if task is None:
                 task = asyncio.get_running_loop().create_task(self._add(infohash))
@@ -263,11 +285,57 @@ class Engine:
         if not active.metadata_ready.is_set():
             try:
                 await asyncio.wait_for(active.metadata_ready.wait(), self.config.metadata_timeout)
-            except TimeoutError as exc:
-                raise MetadataTimeout(
-                    f"no metadata for {infohash} within {self.config.metadata_timeout:g} s"
-                ) from exc
+            except TimeoutError:
+                self._fail(
+                    active,
+                    MetadataTimeout(
+                        f"no metadata for {infohash} within {self.config.metadata_timeout:g} s"
+                    ),
+                )
+        if active.failed is not None:
+            raise active.failed
         return active
+
+    def _check_admission(self, infohash: str) -> None:
+        assert self._loop is not None
+        failed_at = self._failed_at.get(infohash)
+        if failed_at is not None:
+            left = failed_at + self.config.failure_cooldown - self._loop.time()
+            if left > 0:
+                raise CoolingDown(
+                    f"{infohash} failed recently; retry in {left:.0f} s", retry_after=int(left) + 1
+                )
+            del self._failed_at[infohash]
+        if infohash not in self._adding and len(self._torrents) >= self.config.max_active_torrents:
+            raise AtCapacity(
+                f"{len(self._torrents)} torrents are active (p2p.max_active_torrents); try later"
+            )
+
+    def _fail(self, active: ActiveTorrent, error: P2PError) -> None:
+        """Give up on a torrent: wake its waiters, drop it, and start its cooldown."""
+        if active.failed is not None:
+            return
+        active.failed = error
+        active.metadata_ready.set()
+        active.fail_waiters(error)
+        if self._torrents.get(active.infohash) is active:
+            del self._torrents[active.infohash]
+            if self._session is not None:
+                self._session.remove_torrent(active.handle)
+        assert self._loop is not None
+        self._failed_at[active.infohash] = self._loop.time()
+
+    def _check_peers(self, active: ActiveTorrent) -> None:
+        if active.failed is not None or active.metadata_ready.is_set():
+            return
+        if active.handle.status().num_peers == 0:
+            log.warning("No peers found after initial discovery period for %s", active.infohash)
+            self._fail(
+                active,
+                NoPeers(
+                    f"no peers for {active.infohash} within {self.config.no_peers_timeout:g} s"
+                ),
+            )
 
     def _params_for(self, infohash: str) -> lt.add_torrent_params:
         """From `<infohash>.torrent` in the cache if present, else a magnet."""
@@ -292,6 +360,8 @@ class Engine:
         for peer in self.config.static_peers:
             with contextlib.suppress(ValueError, RuntimeError):
                 handle.connect_peer(parse_peer(peer))
+        assert self._loop is not None
+        self._loop.call_later(self.config.no_peers_timeout, self._check_peers, active)
         if handle.status().has_metadata:
             self._on_metadata(active)
         return active

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from streme.config import P2PConfig
 from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
 from streme.torrent.engine import ActiveTorrent, PieceStalled
-from streme.torrent.pieces import slices, window
+from streme.torrent.pieces import head_and_tail, slices, window
 
 log = logging.getLogger("streme.p2p")
 
@@ -59,10 +59,17 @@ class RangeReader:
         assert layout is not None
         span = torrent.spans[self._file_index]
         position = self._start
+        # A stream from byte 0 is a player starting: keep the end of the file coming too,
+        # after the nearest pieces, for the index it will ask for next.
+        pins: list[tuple[int, int]] = []
+        if self._start == 0 and self._config.tail_pin_bytes:
+            pins = [(p, 1000) for p in head_and_tail(layout, span, 1, self._config.tail_pin_bytes)]
         try:
             for part in slices(layout, span, self._start, self._end):
+                ahead = window(layout, span, position, self._config.readahead_bytes)
+                near = {p for p, _ in ahead}
                 torrent.set_window(
-                    self._reader_id, window(layout, span, position, self._config.readahead_bytes)
+                    self._reader_id, ahead + [(p, ms) for p, ms in pins if p not in near]
                 )
                 try:
                     data = await asyncio.wait_for(

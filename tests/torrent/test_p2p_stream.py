@@ -254,3 +254,23 @@ def test_seeder_vanishing_mid_stream_ends_the_response(
     assert seed.files["movie.mp4"].startswith(body)  # and every byte served was right
     assert time.monotonic() - started < 15
     assert fetch(server, "/health")[0] == 200  # the server keeps serving
+
+
+def test_no_peers_then_cooldown(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
+    settings = p2p_settings(seeder, static_peers=[], no_peers_timeout=1, failure_cooldown=60)
+    server = make_server(p2p=settings)
+    lonely = "cd" * 20
+    started = time.monotonic()
+    status, _, body = fetch(server, f"/stream/proxy/{lonely}")
+    assert (status, json.loads(body)["error"]) == (504, "no_peers")
+    assert time.monotonic() - started < 10
+    status, headers, body = fetch(server, f"/stream/proxy/{lonely}")
+    assert (status, json.loads(body)["error"]) == (503, "cooldown")
+    assert 0 < int(headers["retry-after"]) <= 60
+
+
+def test_capacity(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
+    server = make_server(p2p=p2p_settings(seeder, max_active_torrents=1))
+    assert fetch(server, f"/stream/proxy/{seeder.infohash}", method="HEAD")[0] == 200
+    status, _, body = fetch(server, f"/stream/proxy/{'ef' * 20}")
+    assert (status, json.loads(body)["error"]) == (503, "capacity")
