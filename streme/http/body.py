@@ -35,7 +35,17 @@ class FileTruncatedError(OSError):
 
 
 class ZeroCopyWriter:
-    __slots__ = ("_fd", "_index", "_loop", "_parts", "_pos", "_sock", "sent")
+    __slots__ = (
+        "_fd",
+        "_index",
+        "_loop",
+        "_parts",
+        "_pos",
+        "_sock",
+        "_waiter",
+        "_watching",
+        "sent",
+    )
 
     def __init__(
         self,
@@ -50,6 +60,8 @@ class ZeroCopyWriter:
         self._parts = parts
         self._index = 0
         self._pos = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._watching = False
         self.sent = 0
 
     def advance(self) -> bool:
@@ -80,19 +92,33 @@ class ZeroCopyWriter:
         return True
 
     async def wait(self) -> None:
-        """Wait until the socket is writable (or in error: the next advance() raises)."""
+        """Wait until the socket is writable (or in error: the next advance() raises).
+
+        The writer callback stays registered between waits (one epoll registration per
+        body, not two epoll_ctl calls per wait); `close()` removes it.
+        """
         fut: asyncio.Future[None] = self._loop.create_future()
-        fileno = self._sock.fileno()
-
-        def ready() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        self._loop.add_writer(fileno, ready)
+        self._waiter = fut
+        if not self._watching:
+            self._loop.add_writer(self._sock.fileno(), self._writable)
+            self._watching = True
         try:
             await fut
         finally:
-            self._loop.remove_writer(fileno)
+            self._waiter = None
+
+    def _writable(self) -> None:
+        fut = self._waiter
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        elif fut is None:  # not waiting: stop level-triggered wake-ups until the next wait
+            self._loop.remove_writer(self._sock.fileno())
+            self._watching = False
+
+    def close(self) -> None:
+        if self._watching:
+            self._loop.remove_writer(self._sock.fileno())
+            self._watching = False
 
 
 class CopyWriter:
@@ -142,3 +168,6 @@ class CopyWriter:
 
     async def wait(self) -> None:
         await self._flow.drain()
+
+    def close(self) -> None:
+        pass

@@ -369,19 +369,26 @@ class HTTPProtocol(asyncio.Protocol):
                 await asyncio.wait_for(writer.wait(), timeout)
                 done = writer.advance()
         except TimeoutError:
+            if writer is not None:
+                writer.close()
             log.info("client %s accepted no bytes for %.0f s; closing", self._peer, timeout)
             self._task = None
             self._body_failed(None)
             return
         except asyncio.CancelledError:
+            if writer is not None:
+                writer.close()
             self._task = None
             self._release()
             self._close_dup()
             raise
         except OSError as exc:
+            if writer is not None:
+                writer.close()
             self._task = None
             self._body_failed(exc)
             return
+        writer.close()
         self._task = None
         self._finish(sent=writer.sent - head_length, resume=True)
 
