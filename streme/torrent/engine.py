@@ -146,6 +146,12 @@ class ActiveTorrent:
         assert ti is not None
         count = ti.layout().num_files()
         self.handle.prioritize_files([4 if i in raw else 0 for i in range(count)])
+        # Torrents are added in upload mode (metadata only, no pieces) so that priorities
+        # are set before any byte is written: changing a file's priority after pieces
+        # landed moves them through libtorrent's part file, which failed here with
+        # "file too short" and stopped the torrent.
+        self.handle.unset_flags(lt.torrent_flags.upload_mode)
+        self.engine.find_peers(self)
 
     def piece(self, piece: int) -> asyncio.Future[bytes]:
         """The verified bytes of `piece`, when libtorrent has them."""
@@ -266,6 +272,16 @@ class Engine:
         assert self._session is not None
         return self._session.listen_port()
 
+    def find_peers(self, active: ActiveTorrent) -> None:
+        """Connect the static peers and announce again (trackers, DHT when enabled)."""
+        for peer in self.config.static_peers:
+            with contextlib.suppress(ValueError, RuntimeError):
+                active.handle.connect_peer(parse_peer(peer))
+        if self.config.trackers:
+            active.handle.force_reannounce()
+        if self.config.dht:
+            active.handle.force_dht_announce()
+
     def new_reader_id(self) -> int:
         self._next_reader += 1
         return self._next_reader
@@ -349,6 +365,7 @@ class Engine:
             params = lt.parse_magnet_uri(magnet)
             log.info("Adding new torrent: %s", magnet)
         params.save_path = os.path.join(self.incomplete_root, infohash)
+        params.flags |= lt.torrent_flags.upload_mode  # no pieces until a reader wants a file
         return params
 
     async def _add(self, infohash: str) -> ActiveTorrent:
@@ -378,8 +395,6 @@ class Engine:
         active.layout = Layout(ti.piece_length(), ti.total_size())
         storage = ti.layout()
         active.spans = [FileSpan(storage.file_offset(f.raw_index), f.length) for f in meta.files]
-        # Nothing is downloaded until a reader asks for a file.
-        active.handle.prioritize_files([0] * storage.num_files())
         active.metadata_ready.set()
 
     # -- alerts --------------------------------------------------------------------------

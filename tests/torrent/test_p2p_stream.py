@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import libtorrent as lt
 import pytest
 
 from streme.cache.mediatypes import content_type_for
@@ -33,10 +34,12 @@ def fetch(
     server: RunningServer, path: str, headers: dict[str, str] | None = None, method: str = "GET"
 ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    conn.request(method, path, headers=headers or {})
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
 
 
@@ -74,7 +77,10 @@ def test_head_needs_only_metadata(
     engine = server.app.engine
     assert engine is not None
     torrent = server.call(lambda: engine._torrents[seeder.infohash])
-    assert server.call(lambda: torrent.handle.status().total_wanted) == 0  # nothing wanted
+    time.sleep(0.5)  # the seeder is on loopback: a download would be well under way
+    status_ = server.call(lambda: torrent.handle.status())
+    assert status_.total_done == 0  # not a byte downloaded
+    assert server.call(lambda: torrent.handle.flags()) & lt.torrent_flags.upload_mode
 
 
 def test_finished_download_is_served_from_cache_without_p2p(
