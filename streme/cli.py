@@ -14,8 +14,9 @@ from streme.config import Config, ConfigError, build_config
 EPILOG = """\
 configuration sources, in increasing precedence: built-in defaults, the TOML file given
 with --config, environment variables (STREME_<SECTION>_<FIELD>, e.g. STREME_HTTP_PORT=8080,
-STREME_CACHE_DIR=/srv/cache, STREME_LOG_LEVEL=debug; also TORRENT_DOWNLOAD_PATH for the
-cache directory and CACHE_CLEANUP_INTERVAL in seconds), then these flags.
+STREME_CACHE_DIR=/srv/cache, STREME_P2P_ENABLED=1, STREME_LOG_LEVEL=debug; also
+TORRENT_DOWNLOAD_PATH for the cache directory, CACHE_CLEANUP_INTERVAL in seconds, and
+STREME_TRACKERS, STREME_DHT, STREME_LSD, STREME_UPNP for P2P), then these flags.
 A bad value exits with status 2 and names the field. See README.md for every setting.
 """
 

@@ -8,8 +8,9 @@ names the field (`http.port`) and the problem; the CLI turns that into exit stat
 
 Environment variables: `STREME_<SECTION>_<FIELD>` (e.g. `STREME_HTTP_PORT=8080`,
 `STREME_CACHE_DIR=/srv/cache`), plus the original server's names
-`TORRENT_DOWNLOAD_PATH` (cache directory) and `CACHE_CLEANUP_INTERVAL` (seconds).
-List fields take comma-separated values.
+`TORRENT_DOWNLOAD_PATH` (cache directory) and `CACHE_CLEANUP_INTERVAL` (seconds), and the
+P2P shortcuts `STREME_TRACKERS`, `STREME_DHT`, `STREME_LSD`, `STREME_UPNP`. List fields
+take comma-separated values; booleans also take yes/no and on/off.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class CacheConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         default_factory=lambda: list(DEFAULT_VIDEO_EXTENSIONS)
     )
     # Seconds between sweeps of finished torrents (the original's CACHE_CLEANUP_INTERVAL).
-    # Read and validated now; the P2P engine is what sweeps.
+    # Read and validated; no sweeping is implemented yet.
     cleanup_interval: PositiveSeconds = 1800 * SECONDS
 
 

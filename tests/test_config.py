@@ -77,3 +77,20 @@ def test_missing_and_broken_toml(tmp_path: Path) -> None:
     broken.write_text("[http\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         build_config(toml_path=str(broken), environ={})
+
+
+def test_p2p_settings_from_environment() -> None:
+    env = {
+        "STREME_DHT": "0",
+        "STREME_LSD": "off",
+        "STREME_UPNP": "no",
+        "STREME_TRACKERS": "udp://127.0.0.1:6969/announce, http://127.0.0.1:8000/announce",
+        "STREME_P2P_STATIC_PEERS": "127.0.0.1:6881",
+        "STREME_P2P_ENABLED": "yes",
+    }
+    p2p = build_config(environ=env).p2p
+    assert p2p.enabled is True
+    assert (p2p.dht, p2p.lsd, p2p.upnp) == (False, False, False)
+    assert p2p.trackers == ["udp://127.0.0.1:6969/announce", "http://127.0.0.1:8000/announce"]
+    assert p2p.static_peers == ["127.0.0.1:6881"]
+    assert build_config(environ={}).p2p.enabled is False
