@@ -103,6 +103,10 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     no_peers_timeout: PositiveSeconds = 30 * SECONDS
     # After a torrent failed (no metadata, no peers), requests for it get 503 for this long.
     failure_cooldown: Annotated[float, msgspec.Meta(ge=0)] = 300 * SECONDS
+    # Per-torrent transfer limits in bytes/s (0: none), and peer connections per torrent.
+    download_rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 0
+    upload_rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 0
+    max_connections_per_torrent: PositiveInt = 200
     # Torrents in the session at once; a new one past this gets 503 capacity.
     max_active_torrents: PositiveInt = 20
     # Bytes ahead of the reader asked for with deadlines (rqbit: 32 MiB, TorrServer: 16 MiB).

@@ -237,6 +237,7 @@ class Engine:
         self._torrents: dict[str, ActiveTorrent] = {}
         self._adding: dict[str, asyncio.Task[ActiveTorrent]] = {}
         self._failed_at: dict[str, float] = {}  # infohash -> loop time of the last failure
+        self._resume_waiting: dict[str, asyncio.Future[None]] = {}
         self._next_reader = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -257,6 +258,7 @@ class Engine:
             return
         for task in self._adding.values():
             task.cancel()
+        await self._save_resume_data()
         for torrent in self._torrents.values():
             torrent.fail_waiters(P2PError("the server is shutting down"))
         if self._loop is not None and self._alert_r is not None:
@@ -266,6 +268,45 @@ class Engine:
         for sock in (self._alert_r, self._alert_w):
             if sock is not None:
                 sock.close()
+
+    async def _save_resume_data(self) -> None:
+        """Ask every downloading torrent for resume data and write it (bounded wait)."""
+        assert self._loop is not None
+        pending = [t for t in self._torrents.values() if t.wanted_files - t.published and t.meta]
+        if not pending:
+            return
+        self._resume_waiting = {t.infohash: self._loop.create_future() for t in pending}
+        flags = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+        for active in pending:
+            active.handle.save_resume_data(flags)
+        done, _ = await asyncio.wait(self._resume_waiting.values(), timeout=10)
+        log.info("saved resume data for %d of %d torrent(s)", len(done), len(pending))
+        self._resume_waiting = {}
+
+    def _read_resume(self, infohash: str) -> lt.add_torrent_params | None:
+        path = self._resume_path(infohash)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, "rb") as f:
+                return lt.read_resume_data(f.read())
+        except (OSError, RuntimeError) as exc:
+            log.warning("ignoring resume data for %s: %s", infohash, exc)
+            return None
+
+    def _resume_path(self, infohash: str) -> str:
+        return os.path.join(self.incomplete_root, f"{infohash}.resume")
+
+    def _write_resume(self, infohash: str, params: lt.add_torrent_params) -> None:
+        data = lt.write_resume_data_buf(params)
+        path = self._resume_path(infohash)
+        tmp = f"{path}.{time.time_ns()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        fut = self._resume_waiting.get(infohash)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     @property
     def listen_port(self) -> int:
@@ -354,9 +395,12 @@ class Engine:
             )
 
     def _params_for(self, infohash: str) -> lt.add_torrent_params:
-        """From `<infohash>.torrent` in the cache if present, else a magnet."""
+        """From resume data if a restart left some, else `<infohash>.torrent`, else a magnet."""
         torrent_file = os.path.join(self.cache_root, f"{infohash}.torrent")
-        if os.path.isfile(torrent_file):
+        params = self._read_resume(infohash)
+        if params is not None:
+            log.info("Resuming %s from saved resume data", infohash)
+        elif os.path.isfile(torrent_file):
             params = lt.add_torrent_params()
             params.ti = lt.torrent_info(torrent_file)
             log.info("Adding new torrent from %s", torrent_file)
@@ -372,6 +416,11 @@ class Engine:
         assert self._session is not None
         log.info("Attempting P2P stream for hash: %s", infohash)
         handle = self._session.add_torrent(self._params_for(infohash))
+        if self.config.download_rate_limit:
+            handle.set_download_limit(self.config.download_rate_limit)
+        if self.config.upload_rate_limit:
+            handle.set_upload_limit(self.config.upload_rate_limit)
+        handle.set_max_connections(self.config.max_connections_per_torrent)
         active = ActiveTorrent(infohash, handle, self)
         self._torrents[infohash] = active
         for peer in self.config.static_peers:
@@ -428,7 +477,11 @@ class Engine:
             if active is not None and active.flushing:
                 active.flushing = False
                 self._publish(active)
-        elif isinstance(alert, lt.torrent_error_alert | lt.file_error_alert):
+        elif isinstance(alert, lt.save_resume_data_alert):
+            active = self._active_for(alert)
+            if active is not None:
+                self._write_resume(active.infohash, alert.params)
+        elif isinstance(alert, lt.save_resume_data_failed_alert) or isinstance(alert, lt.torrent_error_alert | lt.file_error_alert):
             log.warning("libtorrent: %s", alert.message())
 
     def _active_for(self, alert: lt.torrent_alert) -> ActiveTorrent | None:
@@ -476,3 +529,6 @@ class Engine:
                 continue
             active.published.add(index)
             log.info("Saved %s to the cache for future use: %s", active.infohash, dst)
+        if not active.wanted_files - active.published:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._resume_path(active.infohash))

@@ -44,9 +44,18 @@ class Seeder:
 
 
 def make_seeder(
-    root: Path, files: dict[str, bytes], piece_length: int = 64 * 1024, upload_limit: int = 0
+    root: Path,
+    files: dict[str, bytes],
+    piece_length: int = 64 * 1024,
+    upload_limit: int = 0,
+    keep_fraction: float = 1.0,
 ) -> Seeder:
-    """Write `files` (paths under one top folder, or one file) and seed them."""
+    """Write `files` (paths under one top folder, or one file) and seed them.
+
+    With `keep_fraction` < 1, each file is cut to that fraction after the torrent is made
+    and libtorrent checks what is left: the peer then has only the first pieces, so a
+    downloader can get so far and no further.
+    """
     for rel, data in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +68,12 @@ def make_seeder(
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(blob)
     params.save_path = str(root)
-    params.flags |= lt.torrent_flags.seed_mode
+    if keep_fraction < 1.0:
+        for rel, data in files.items():
+            with open(root / rel, "r+b") as f:
+                f.truncate(int(len(data) * keep_fraction))
+    else:
+        params.flags |= lt.torrent_flags.seed_mode
     handle = session.add_torrent(params)
     if upload_limit:
         handle.set_upload_limit(upload_limit)

@@ -280,3 +280,36 @@ def test_capacity(make_server: Callable[..., RunningServer], seeder: Seeder) -> 
     assert fetch(server, f"/stream/proxy/{seeder.infohash}", method="HEAD")[0] == 200
     status, _, body = fetch(server, f"/stream/proxy/{'ef' * 20}")
     assert (status, json.loads(body)["error"]) == (503, "capacity")
+
+
+def test_restart_mid_download_resumes(
+    make_server: Callable[..., RunningServer], tmp_path: Path, cache_dir: Path
+) -> None:
+    data = random_bytes(SIZE, 5)
+    # The first swarm has only the first half of the file: the download cannot finish.
+    half = make_seeder(tmp_path / "half", {"movie.mp4": data}, keep_fraction=0.5)
+    full: Seeder | None = None
+    try:
+        first = make_server(p2p=p2p_settings(half), shutdown_timeout=1)
+        sock = socket.create_connection(("127.0.0.1", first.port), timeout=30)
+        sock.sendall(f"GET /stream/proxy/{half.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        got = b""
+        while len(got) < MiB:
+            got += sock.recv(1 << 20)
+        sock.close()
+        torrent = engine_torrent(first, half.infohash)
+        assert wait_until(lambda: first.call(lambda: torrent.handle.status().total_done) > MiB)
+        first.stop()  # mid-download: saves resume data
+        assert (cache_dir / ".incomplete" / f"{half.infohash}.resume").exists()
+        assert not (cache_dir / half.infohash).exists()  # not finished: nothing published
+        full = make_seeder(tmp_path / "full", {"movie.mp4": data})
+        second = make_server(p2p=p2p_settings(full))
+        status, _, body = fetch(second, f"/stream/proxy/{full.infohash}")
+        assert status == 200
+        assert sha256(body) == sha256(data)
+        resumed = engine_torrent(second, full.infohash)
+        assert second.call(lambda: resumed.handle.status().total_payload_download) < SIZE
+    finally:
+        half.stop()
+        if full is not None:
+            full.stop()
