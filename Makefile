@@ -19,9 +19,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/streme serve $(ARGS)
 
-# Debian packages the tests drive as real clients and references (curl, ffprobe, nginx).
+# Debian packages the tests drive as real clients and references (curl, ffprobe, nginx,
+# and aria2 as an independent BitTorrent seeder).
 system-deps:
-	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light
+	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2
 
 perf-deps:
 	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk

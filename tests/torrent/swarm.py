@@ -94,7 +94,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def p2p_settings(seeder: Seeder, **extra: object) -> dict[str, object]:
+def p2p_settings(seeder: Seeder | str, **extra: object) -> dict[str, object]:
+    """Loopback-only engine settings with `seeder` (or a host:port) as the static peer."""
+    peer = seeder if isinstance(seeder, str) else seeder.peer
     return {
         "enabled": True,
         "listen_interfaces": "127.0.0.1:0",
@@ -103,7 +105,7 @@ def p2p_settings(seeder: Seeder, **extra: object) -> dict[str, object]:
         "upnp": False,
         "natpmp": False,
         "utp": False,
-        "static_peers": [seeder.peer],
+        "static_peers": [peer],
         "metadata_timeout": 20,
         "stall_timeout": 20,
         **extra,
