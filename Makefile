@@ -25,7 +25,9 @@ system-deps:
 	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2
 
 perf-deps:
-	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk
+	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk node:nodejs npm:npm
+	test -d perf/.node/node_modules/peerflix || \
+		npm install --prefix perf/.node --ignore-scripts --no-audit --no-fund peerflix@0.39
 
 test: install system-deps
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
@@ -49,6 +51,7 @@ type: install
 
 perf: install perf-deps
 	$(BIN)/python -m perf $(ARGS)
+	$(BIN)/python -m perf.p2p
 
 check: lint type test
 

@@ -98,6 +98,9 @@ def session_settings(config: P2PConfig) -> lt.settings_pack:
         "allow_multiple_connections_per_ip": True,
         "alert_mask": ALERT_MASK,
         "alert_queue_size": 10_000,
+        # libtorrent requests time-critical (deadline) pieces on its tick: the default
+        # 500 ms tick adds up to half a second to every start and seek.
+        "tick_interval": 100,
         "user_agent": "streme/0.1",
     }
 
@@ -137,21 +140,22 @@ class ActiveTorrent:
     _deadlines: dict[int, dict[int, int]] = field(default_factory=dict)  # piece -> reader -> ms
 
     def want_file(self, index: int) -> None:
-        """Download file `index` (others stay at priority 0 until asked for)."""
+        """Download file `index`; files nobody asked for stay at priority 0."""
         if index in self.wanted_files or self.meta is None:
             return
         self.wanted_files.add(index)
-        raw = {self.meta.files[i].raw_index for i in self.wanted_files}
         ti = self.handle.torrent_file()
         assert ti is not None
+        raw = {self.meta.files[i].raw_index for i in self.wanted_files}
         count = ti.layout().num_files()
-        self.handle.prioritize_files([4 if i in raw else 0 for i in range(count)])
-        # Torrents are added in upload mode (metadata only, no pieces) so that priorities
-        # are set before any byte is written: changing a file's priority after pieces
-        # landed moves them through libtorrent's part file, which failed here with
-        # "file too short" and stopped the torrent.
-        self.handle.unset_flags(lt.torrent_flags.upload_mode)
-        self.engine.find_peers(self)
+        wanted = [4 if i in raw else 0 for i in range(count)]
+        if wanted != list(self.handle.get_file_priorities()):
+            self.handle.prioritize_files(wanted)
+        if self.handle.flags() & lt.torrent_flags.upload_mode:
+            # Added for a HEAD (metadata only): start downloading now. Upload mode made
+            # the seeds drop us, so look for peers again (this costs about a second).
+            self.handle.unset_flags(lt.torrent_flags.upload_mode)
+            self.engine.find_peers(self)
 
     def piece(self, piece: int) -> asyncio.Future[bytes]:
         """The verified bytes of `piece`, when libtorrent has them."""
@@ -328,14 +332,19 @@ class Engine:
         return self._next_reader
 
     # -- torrents ------------------------------------------------------------------------
-    async def torrent(self, infohash: str) -> ActiveTorrent:
-        """The torrent with its metadata, added once however many requests ask."""
+    async def torrent(self, infohash: str, *, metadata_only: bool = False) -> ActiveTorrent:
+        """The torrent with its metadata, added once however many requests ask.
+
+        `metadata_only` (a HEAD) adds it in upload mode: no piece is downloaded until
+        `want_file`. A GET adds it normally, and files other than the one it wants are
+        set to priority 0 as soon as the metadata is known.
+        """
         active = self._torrents.get(infohash)
         if active is None:
             self._check_admission(infohash)
             task = self._adding.get(infohash)
             if task is None:
-                task = asyncio.get_running_loop().create_task(self._add(infohash))
+                task = asyncio.get_running_loop().create_task(self._add(infohash, metadata_only))
                 self._adding[infohash] = task
                 task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
             active = await asyncio.shield(task)
@@ -394,7 +403,7 @@ class Engine:
                 ),
             )
 
-    def _params_for(self, infohash: str) -> lt.add_torrent_params:
+    def _params_for(self, infohash: str, metadata_only: bool) -> lt.add_torrent_params:
         """From resume data if a restart left some, else `<infohash>.torrent`, else a magnet."""
         torrent_file = os.path.join(self.cache_root, f"{infohash}.torrent")
         params = self._read_resume(infohash)
@@ -409,13 +418,16 @@ class Engine:
             params = lt.parse_magnet_uri(magnet)
             log.info("Adding new torrent: %s", magnet)
         params.save_path = os.path.join(self.incomplete_root, infohash)
-        params.flags |= lt.torrent_flags.upload_mode  # no pieces until a reader wants a file
+        if metadata_only:
+            params.flags |= lt.torrent_flags.upload_mode  # no pieces until a file is wanted
+        else:
+            params.flags &= ~lt.torrent_flags.upload_mode
         return params
 
-    async def _add(self, infohash: str) -> ActiveTorrent:
+    async def _add(self, infohash: str, metadata_only: bool) -> ActiveTorrent:
         assert self._session is not None
         log.info("Attempting P2P stream for hash: %s", infohash)
-        handle = self._session.add_torrent(self._params_for(infohash))
+        handle = self._session.add_torrent(self._params_for(infohash, metadata_only))
         if self.config.download_rate_limit:
             handle.set_download_limit(self.config.download_rate_limit)
         if self.config.upload_rate_limit:
@@ -481,7 +493,9 @@ class Engine:
             active = self._active_for(alert)
             if active is not None:
                 self._write_resume(active.infohash, alert.params)
-        elif isinstance(alert, lt.save_resume_data_failed_alert) or isinstance(alert, lt.torrent_error_alert | lt.file_error_alert):
+        elif isinstance(
+            alert, lt.save_resume_data_failed_alert | lt.torrent_error_alert | lt.file_error_alert
+        ):
             log.warning("libtorrent: %s", alert.message())
 
     def _active_for(self, alert: lt.torrent_alert) -> ActiveTorrent | None:
