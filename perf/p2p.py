@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from perf.servers import free_port
 from tests.torrent.swarm import make_seeder, random_bytes
 
 MiB = 1024 * 1024
@@ -44,11 +45,13 @@ class Result:
     values: dict[str, float] = field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def rss_mib(pid: int) -> float:
@@ -179,12 +182,7 @@ def run_streme(workdir: Path, peer: str, buffer_bytes: int) -> Result:
             pass
         return sequence(port, f"/stream/proxy/{INFOHASH_HOLDER[0]}", None, proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def run_peerflix(workdir: Path, torrent: Path, peer: str) -> Result:
@@ -201,12 +199,7 @@ def run_peerflix(workdir: Path, torrent: Path, peer: str) -> Result:
     try:
         return sequence(port, "/", launched, proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 INFOHASH_HOLDER: list[str] = [""]

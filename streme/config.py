@@ -22,28 +22,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from streme.cache.mediatypes import DEFAULT_VIDEO_EXTENSIONS
 from streme.units import SECONDS, KiB, MiB
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-
-DEFAULT_VIDEO_EXTENSIONS = [
-    ".mp4",
-    ".m4v",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".mov",
-    ".flv",
-    ".ts",
-    ".m2ts",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".ogv",
-]
 
 
 class HTTPConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

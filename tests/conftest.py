@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,16 @@ def write_video(cache_dir: Path, name: str, size: int, seed: int = 0) -> bytes:
         data = bytes((b + seed) % 256 for b in data[:4096]) + data[4096:]
     (cache_dir / name).write_bytes(data)
     return data
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll `predicate` (from a test thread, never the server loop) until true or timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
 
 
 def open_fd_count() -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.client import RawClient, get
-from tests.conftest import INFOHASH, RunningServer, write_video
+from tests.conftest import INFOHASH, RunningServer, wait_until, write_video
 
 MiB = 1024 * 1024
 CURL = shutil.which("curl")
@@ -41,15 +41,6 @@ def fetch(
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # -- the seed's scenarios -----------------------------------------------------------------

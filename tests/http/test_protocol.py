@@ -12,16 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.client import RawClient, get
-from tests.conftest import INFOHASH, RunningServer, open_fd_count, write_video
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+from tests.conftest import INFOHASH, RunningServer, open_fd_count, wait_until, write_video
 
 
 def test_health_keep_alive_and_headers(server: RunningServer) -> None:

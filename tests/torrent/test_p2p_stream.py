@@ -16,7 +16,7 @@ import pytest
 from streme.cache.mediatypes import content_type_for
 from streme.cache.torrentmeta import parse_torrent
 from streme.torrent.engine import ActiveTorrent
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, wait_until
 from tests.torrent.swarm import Seeder, make_seeder, p2p_settings, random_bytes, sha256
 
 MiB = 1024 * 1024
@@ -120,15 +120,6 @@ def engine_torrent(server: RunningServer, infohash: str) -> ActiveTorrent:
     engine = server.app.engine
     assert engine is not None
     return server.call(lambda: engine._torrents[infohash])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_slow_reader_memory_is_bounded(
