@@ -95,7 +95,10 @@ class StreamHandlers:
             return stream_from_swarm(
                 self.engine, self.p2p, self.video_extensions, request, infohash, file_index
             )
-        message = f"{infohash} is not in the cache and P2P is disabled (p2p.enabled, STREME_P2P_ENABLED=1)"
+        message = (
+            f"{infohash} is not in the cache and P2P is disabled "
+            "(p2p.enabled, STREME_P2P_ENABLED=1)"
+        )
         if result.detail:
             message = f"{message}: {result.detail}"
         return error_response(404, "not_cached", message)
