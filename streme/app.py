@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+from functools import partial
+from typing import TYPE_CHECKING
 
 import uvloop
 
@@ -15,7 +17,9 @@ from streme.cache.index import CacheIndex
 from streme.config import Config
 from streme.handlers import StreamHandlers, build_router
 from streme.http.server import HTTPServer
-from streme.torrent.engine import Engine
+
+if TYPE_CHECKING:
+    from streme.torrent.engine import Engine
 
 log = logging.getLogger("streme")
 
@@ -31,10 +35,17 @@ class App:
             min_size=config.cache.min_size,
         )
         self.cache_root = os.path.abspath(config.cache.dir)
-        self.engine = Engine(config.p2p, self.cache_root) if config.p2p.enabled else None
-        self.handlers = StreamHandlers(
-            self.index, self.engine, config.p2p, config.cache.video_extensions
-        )
+        self.engine: Engine | None = None
+        on_miss = None
+        if config.p2p.enabled:
+            # Imported only when used: libtorrent adds ~10 MiB to a cache-only server.
+            from streme.p2phandler import stream_from_swarm
+            from streme.torrent.engine import Engine
+
+            self.engine = Engine(config.p2p, self.cache_root)
+            exts = config.cache.video_extensions
+            on_miss = partial(stream_from_swarm, self.engine, config.p2p, exts)
+        self.handlers = StreamHandlers(self.index, on_miss)
         self.server = HTTPServer(config.http, build_router(self.handlers))
 
     async def start(self) -> None:

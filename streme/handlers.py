@@ -9,19 +9,19 @@ can grep for them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from streme.cache.index import CacheIndex, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
-from streme.config import P2PConfig
 from streme.http.fileresponse import file_response
 from streme.http.messages import Handler, Request, Response, error_response, json_response
 from streme.http.routing import Router
-from streme.p2phandler import stream_from_swarm
-from streme.torrent.engine import Engine
 
 log = logging.getLogger("streme.stream")
+
+# What answers a cache miss instead of 404 (the swarm, when P2P is on).
+MissHandler = Callable[[Request, str, int | None], Coroutine[Any, Any, Response]]
 
 FILE_INDEX_PARAMS = ("file", "fileIdx", "fileIndex")
 MAX_FILE_INDEX = 1_000_000
@@ -46,17 +46,9 @@ def parse_file_index(query: dict[str, str]) -> int | None:
 
 
 class StreamHandlers:
-    def __init__(
-        self,
-        index: CacheIndex,
-        engine: Engine | None = None,
-        p2p: P2PConfig | None = None,
-        video_extensions: list[str] | None = None,
-    ) -> None:
+    def __init__(self, index: CacheIndex, on_miss: MissHandler | None = None) -> None:
         self.index = index
-        self.engine = engine
-        self.p2p = p2p
-        self.video_extensions = video_extensions or []
+        self.on_miss = on_miss
 
     def health(self, request: Request, params: dict[str, str]) -> Response:
         return json_response(200, {"status": "ok"})
@@ -91,10 +83,8 @@ class StreamHandlers:
         if result.status is LookupStatus.FILE_NOT_FOUND:
             return error_response(404, "file_not_found", result.detail)
         log.info("No cached file found for infoHash: %s", infohash)
-        if self.engine is not None and self.p2p is not None:
-            return stream_from_swarm(
-                self.engine, self.p2p, self.video_extensions, request, infohash, file_index
-            )
+        if self.on_miss is not None:
+            return self.on_miss(request, infohash, file_index)
         message = (
             f"{infohash} is not in the cache and P2P is disabled "
             "(p2p.enabled, STREME_P2P_ENABLED=1)"
