@@ -33,7 +33,7 @@ async def stream_from_swarm(
     file_index: int | None,
 ) -> Response:
     try:
-        torrent = await engine.torrent(infohash, metadata_only=request.method == "HEAD")
+        torrent = await engine.torrent(infohash)
     except CoolingDown as exc:
         retry = [(b"Retry-After", str(exc.retry_after).encode())]
         return error_response(exc.status, exc.code, str(exc), retry)

@@ -8,7 +8,8 @@ How this works:
   (never polling, never `set_alert_notify`, never keeping an alert past the next pop).
 - `torrent(infohash)` adds a torrent at most once (concurrent callers share the add),
   from `<infohash>.torrent` in the cache if present, else a magnet with the configured
-  trackers, then connects the configured static peers, and waits for the metadata
+  trackers, with the configured static peers in the add (connected at once, not on
+  libtorrent's next one-second round), and waits for the metadata
   (`metadata_timeout`). Downloads live in `<cache>/.incomplete/<infohash>`, which the
   cache index never serves.
 - Pieces are read on demand: `ActiveTorrent.piece(n)` returns the piece's verified bytes,
@@ -101,6 +102,14 @@ def session_settings(config: P2PConfig) -> lt.settings_pack:
         # libtorrent requests time-critical (deadline) pieces on its tick: the default
         # 500 ms tick adds up to half a second to every start and seek.
         "tick_interval": 100,
+        # A peer that failed is retried after this many seconds times its failure count
+        # (libtorrent's default is 60): a static seed box that reset the first connection
+        # (it had not added the torrent yet) is tried again within the request's patience.
+        "min_reconnect_time": 2,
+        # Once the wanted files are complete libtorrent would drop its connections to
+        # seeds as redundant; the next request for another file of the torrent would
+        # then wait for a reconnect. Keep them.
+        "close_redundant_connections": False,
         "user_agent": "streme/0.1",
     }
 
@@ -140,21 +149,22 @@ class ActiveTorrent:
     _deadlines: dict[int, dict[int, int]] = field(default_factory=dict)  # piece -> reader -> ms
 
     def want_file(self, index: int) -> None:
-        """Download file `index`; files nobody asked for stay at priority 0."""
+        """Download file `index`. Every file starts at priority 0 (the torrent is added
+        with `default_dont_download`) and only ever goes up: lowering a file that has
+        data makes libtorrent move that data into its part file, which races with
+        writes in flight ("file too short") and stalls the torrent."""
         if index in self.wanted_files or self.meta is None:
             return
         self.wanted_files.add(index)
         ti = self.handle.torrent_file()
         assert ti is not None
         raw = {self.meta.files[i].raw_index for i in self.wanted_files}
-        count = ti.layout().num_files()
-        wanted = [4 if i in raw else 0 for i in range(count)]
-        if wanted != list(self.handle.get_file_priorities()):
+        current = list(self.handle.get_file_priorities())
+        wanted = [4 if i in raw else p for i, p in enumerate(current)]
+        if wanted != current:
             self.handle.prioritize_files(wanted)
-        if self.handle.flags() & lt.torrent_flags.upload_mode:
-            # Added for a HEAD (metadata only): start downloading now. Upload mode made
-            # the seeds drop us, so look for peers again (this costs about a second).
-            self.handle.unset_flags(lt.torrent_flags.upload_mode)
+        if self.handle.status().num_peers == 0:
+            # Some clients drop peers that want nothing from them: find them again.
             self.engine.find_peers(self)
 
     def piece(self, piece: int) -> asyncio.Future[bytes]:
@@ -332,19 +342,18 @@ class Engine:
         return self._next_reader
 
     # -- torrents ------------------------------------------------------------------------
-    async def torrent(self, infohash: str, *, metadata_only: bool = False) -> ActiveTorrent:
+    async def torrent(self, infohash: str) -> ActiveTorrent:
         """The torrent with its metadata, added once however many requests ask.
 
-        `metadata_only` (a HEAD) adds it in upload mode: no piece is downloaded until
-        `want_file`. A GET adds it normally, and files other than the one it wants are
-        set to priority 0 as soon as the metadata is known.
+        Nothing is downloaded until a reader calls `want_file`, so a HEAD costs only
+        the metadata.
         """
         active = self._torrents.get(infohash)
         if active is None:
             self._check_admission(infohash)
             task = self._adding.get(infohash)
             if task is None:
-                task = asyncio.get_running_loop().create_task(self._add(infohash, metadata_only))
+                task = asyncio.get_running_loop().create_task(self._add(infohash))
                 self._adding[infohash] = task
                 task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
             active = await asyncio.shield(task)
@@ -403,7 +412,7 @@ class Engine:
                 ),
             )
 
-    def _params_for(self, infohash: str, metadata_only: bool) -> lt.add_torrent_params:
+    def _params_for(self, infohash: str) -> lt.add_torrent_params:
         """From resume data if a restart left some, else `<infohash>.torrent`, else a magnet."""
         torrent_file = os.path.join(self.cache_root, f"{infohash}.torrent")
         params = self._read_resume(infohash)
@@ -418,16 +427,29 @@ class Engine:
             params = lt.parse_magnet_uri(magnet)
             log.info("Adding new torrent: %s", magnet)
         params.save_path = os.path.join(self.incomplete_root, infohash)
-        if metadata_only:
-            params.flags |= lt.torrent_flags.upload_mode  # no pieces until a file is wanted
-        else:
-            params.flags &= ~lt.torrent_flags.upload_mode
+        # Static peers go into the add itself: libtorrent connects to the peers it knows
+        # when the torrent starts, where `connect_peer` afterwards waits for the
+        # session's next one-second connection round (half a second on average).
+        peers = []
+        for peer in self.config.static_peers:
+            with contextlib.suppress(ValueError):
+                peers.append(parse_peer(peer))
+        params.peers = peers
+        # Not auto-managed: the queue would pause torrents beyond libtorrent's
+        # `active_downloads` (3), and admission is `max_active_torrents`' job.
+        # default_dont_download: no file is fetched until a reader wants it (see
+        # `want_file`). Sequential: a stream is read from its start, and until the
+        # reader's deadlines arrive the picker would otherwise fill the peers' request
+        # queues with random pieces (a first byte after ~150 ms instead of ~10 ms).
+        flags = lt.torrent_flags
+        params.flags &= ~(flags.auto_managed | flags.paused | flags.upload_mode)
+        params.flags |= flags.sequential_download | flags.default_dont_download
         return params
 
-    async def _add(self, infohash: str, metadata_only: bool) -> ActiveTorrent:
+    async def _add(self, infohash: str) -> ActiveTorrent:
         assert self._session is not None
         log.info("Attempting P2P stream for hash: %s", infohash)
-        handle = self._session.add_torrent(self._params_for(infohash, metadata_only))
+        handle = self._session.add_torrent(self._params_for(infohash))
         if self.config.download_rate_limit:
             handle.set_download_limit(self.config.download_rate_limit)
         if self.config.upload_rate_limit:
@@ -435,9 +457,6 @@ class Engine:
         handle.set_max_connections(self.config.max_connections_per_torrent)
         active = ActiveTorrent(infohash, handle, self)
         self._torrents[infohash] = active
-        for peer in self.config.static_peers:
-            with contextlib.suppress(ValueError, RuntimeError):
-                handle.connect_peer(parse_peer(peer))
         assert self._loop is not None
         self._loop.call_later(self.config.no_peers_timeout, self._check_peers, active)
         if handle.status().has_metadata:

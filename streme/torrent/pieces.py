@@ -96,3 +96,13 @@ def head_and_tail(layout: Layout, span: FileSpan, head_bytes: int, tail_bytes: i
     tail_start = max(0, span.size - max(tail_bytes, 1))
     tail = pieces_for(layout, span, tail_start, span.size - 1)
     return sorted(set(head) | set(tail))
+
+
+def prefetch_depth(buffer_bytes: int, piece_length: int, most: int = 4) -> int:
+    """How many pieces a reader asks for ahead of the one it is sending.
+
+    Reading a piece is a round trip through libtorrent's disk thread; asking for the next
+    ones meanwhile keeps the socket busy. They count against the stream's memory, so at
+    most half the buffer is spent on them, and always at least one piece is asked for.
+    """
+    return max(1, min(most, buffer_bytes // 2 // max(piece_length, 1)))

@@ -3,22 +3,26 @@
 How this works: a producer task walks the piece slices of [start, end]. Before awaiting
 each piece it moves its read-ahead window (deadlines nearest first) on the torrent's
 shared scheduler, then waits for the verified piece bytes (`stall_timeout` at most) and
-puts the slice into a `ByteBuffer`. The HTTP side pulls chunks from the buffer as fast as
-the client takes them; when the client is slow the buffer fills, `put` waits, and the
-producer stops asking for more pieces. `close()` cancels the producer and withdraws its
-deadlines, so a client that leaves costs nothing more.
+puts the slice into a `ByteBuffer`. It asks for the next few pieces before it needs
+them (`prefetch_depth`), so libtorrent reads one piece while the socket sends another;
+those pieces and the buffer share `buffer_bytes`, the stream's memory bound. The HTTP
+side pulls chunks from the buffer as fast as the client takes them; when the client is
+slow the buffer fills, `put` waits, and the producer stops asking for more pieces.
+`close()` cancels the producer and withdraws its deadlines, so a client that leaves
+costs nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 
 from streme.config import P2PConfig
 from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
 from streme.torrent.engine import ActiveTorrent, PieceStalled
-from streme.torrent.pieces import head_and_tail, slices, window
+from streme.torrent.pieces import PieceSlice, head_and_tail, prefetch_depth, slices, window
 
 log = logging.getLogger("streme.p2p")
 
@@ -39,7 +43,15 @@ class RangeReader:
         self._end = end
         self._config = config
         self._reader_id = reader_id
-        self._buffer = ByteBuffer(config.buffer_bytes)
+        layout = torrent.layout
+        assert layout is not None
+        # Pieces asked for ahead and the buffer share `buffer_bytes`: that is the
+        # stream's memory bound, whatever the client's speed.
+        self._depth = prefetch_depth(config.buffer_bytes, layout.piece_length)
+        # (A piece larger than half the buffer is still read whole: then it is that piece
+        # plus half the buffer.)
+        prefetched = self._depth * layout.piece_length
+        self._buffer = ByteBuffer(max(config.buffer_bytes // 2, config.buffer_bytes - prefetched))
         self._task: asyncio.Task[None] | None = None
         self._done = False
 
@@ -64,23 +76,30 @@ class RangeReader:
         pins: list[tuple[int, int]] = []
         if self._start == 0 and self._config.tail_pin_bytes:
             pins = [(p, 1000) for p in head_and_tail(layout, span, 1, self._config.tail_pin_bytes)]
+        depth = self._depth
+        parts = iter(slices(layout, span, self._start, self._end))
+        pending: deque[tuple[PieceSlice, asyncio.Future[bytes]]] = deque()
         try:
-            for part in slices(layout, span, self._start, self._end):
+            while True:
                 ahead = window(layout, span, position, self._config.readahead_bytes)
                 near = {p for p, _ in ahead}
                 torrent.set_window(
                     self._reader_id, ahead + [(p, ms) for p, ms in pins if p not in near]
                 )
+                while len(pending) < depth and (part := next(parts, None)) is not None:
+                    pending.append((part, torrent.piece(part.piece)))
+                if not pending:
+                    break
+                part, future = pending.popleft()
                 try:
-                    data = await asyncio.wait_for(
-                        torrent.piece(part.piece), self._config.stall_timeout
-                    )
+                    data = await asyncio.wait_for(future, self._config.stall_timeout)
                 except TimeoutError as exc:
                     raise PieceStalled(
                         f"piece {part.piece} of {torrent.infohash} did not arrive in "
                         f"{self._config.stall_timeout:g} s"
                     ) from exc
                 await self._buffer.put(data[part.start : part.start + part.length])
+                del data
                 position += part.length
             self._buffer.close()
         except BufferAborted:
@@ -89,6 +108,8 @@ class RangeReader:
             log.error("stream of %s stopped: %s", torrent.infohash, exc)
             self._buffer.abort(exc)
         finally:
+            for _, future in pending:
+                future.cancel()
             torrent.withdraw(self._reader_id)
 
     def close(self) -> None:

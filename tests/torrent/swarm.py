@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,27 @@ def make_seeder(
     handle = session.add_torrent(params)
     if upload_limit:
         handle.set_upload_limit(upload_limit)
+    wait_until_serving(handle)
     infohash = str(lt.torrent_info(blob).info_hashes().v1)
     return Seeder(session, handle, infohash, blob, files)
+
+
+def wait_until_serving(handle: lt.torrent_handle, timeout: float = 20.0) -> None:
+    """Block until the seeder's torrent is checked and active: a peer connecting earlier
+    is reset (the infohash is not known yet) and then waits out libtorrent's reconnect
+    delay."""
+    deadline = time.monotonic() + timeout
+    busy = (
+        lt.torrent_status.states.checking_files,
+        lt.torrent_status.states.checking_resume_data,
+    )
+    while True:
+        status = handle.status()
+        if status.state not in busy and not status.paused:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"seeder still {status.state} after {timeout:g} s")
+        time.sleep(0.01)
 
 
 def random_bytes(size: int, seed: int) -> bytes:

@@ -7,6 +7,7 @@ from streme.torrent.pieces import (
     file_pieces,
     head_and_tail,
     pieces_for,
+    prefetch_depth,
     slices,
     window,
 )
@@ -60,3 +61,10 @@ def test_head_and_tail() -> None:
     span = FileSpan(0, 1_000)
     assert head_and_tail(layout, span, 150, 100) == [0, 1, 9]
     assert list(file_pieces(layout, span)) == list(range(10))
+
+
+def test_prefetch_depth_spends_at_most_half_the_buffer() -> None:
+    assert prefetch_depth(4 * 1024 * 1024, 256 * 1024) == 4  # capped
+    assert prefetch_depth(1024 * 1024, 256 * 1024) == 2
+    assert prefetch_depth(64 * 1024, 256 * 1024) == 1  # always one
+    assert prefetch_depth(64 * 1024 * 1024, 16 * 1024 * 1024) == 2
