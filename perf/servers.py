@@ -125,7 +125,9 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, path: str, name: st
 
 def _spawn(name: str, argv: list[str], log: Path, port: int, path: str) -> Server:
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        # Cache hits only: P2P off, so streme starts no libtorrent session (no DHT).
+        env = {**os.environ, "STREME_P2P_ENABLED": "0"}
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_ready(process, port, path, name)
     except BaseException:

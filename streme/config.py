@@ -71,8 +71,8 @@ class CacheConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    # Off until the P2P milestone is complete: a cache miss then answers 404 not_cached.
-    enabled: bool = False
+    # A cache miss streams from the swarm; off, it answers 404 not_cached.
+    enabled: bool = True
     listen_interfaces: str = "0.0.0.0:6881"
     dht: bool = True
     lsd: bool = True

@@ -15,6 +15,8 @@ from pathlib import Path
 from tests.conftest import INFOHASH, write_video
 
 STREME = [sys.executable, "-m", "streme"]
+# These servers only serve the cache: P2P off, so no DHT or other traffic leaves loopback.
+CACHE_ONLY = {**os.environ, "STREME_P2P_ENABLED": "0"}
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,7 +25,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, **(env or {})},
+        env={**CACHE_ONLY, **(env or {})},
     )
 
 
@@ -67,6 +69,7 @@ def test_serve_stream_and_sigterm(tmp_path: Path) -> None:
     data = write_video(cache, f"{INFOHASH}-test.mp4", 2 * 1024 * 1024)
     proc = subprocess.Popen(
         [*STREME, "serve", "--port", "0", "--cache-dir", str(cache)],
+        env=CACHE_ONLY,
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -93,4 +93,5 @@ def test_p2p_settings_from_environment() -> None:
     assert (p2p.dht, p2p.lsd, p2p.upnp) == (False, False, False)
     assert p2p.trackers == ["udp://127.0.0.1:6969/announce", "http://127.0.0.1:8000/announce"]
     assert p2p.static_peers == ["127.0.0.1:6881"]
-    assert build_config(environ={}).p2p.enabled is False
+    assert build_config(environ={}).p2p.enabled is True
+    assert build_config(environ={"STREME_P2P_ENABLED": "0"}).p2p.enabled is False

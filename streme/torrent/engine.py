@@ -199,6 +199,27 @@ class ActiveTorrent:
             if improves and piece not in self._waiters and not self.handle.have_piece(piece):
                 self.handle.set_piece_deadline(piece, ms)
 
+    def make_way(self) -> None:
+        """Cancel the requests in flight for pieces no reader is waiting for.
+
+        Called when a reader starts where nothing is downloaded (a seek), and when a
+        reader leaves while another waits. libtorrent keeps seconds of download in
+        flight per peer (`request_queue_time` times the rate, up to the peer's `reqq`),
+        and a peer answers requests in order: the seek's pieces would wait behind all of
+        it (1.5 s behind a 20 MB/s seeder). libtorrent cancels every request that is not
+        for a deadline piece when the first deadline is set on a torrent that has none;
+        so all deadlines are cleared and set again. Blocks already received are kept.
+        """
+        if self.meta is None or not (self._deadlines or self._waiters):
+            return
+        self.handle.clear_piece_deadlines()
+        for piece, readers in self._deadlines.items():
+            if piece not in self._waiters and not self.handle.have_piece(piece):
+                self.handle.set_piece_deadline(piece, min(readers.values()))
+        for piece in self._waiters:
+            if not self.handle.have_piece(piece):
+                self._request(piece)
+
     @property
     def pending_deadlines(self) -> int:
         """Pieces some reader still asks for (0 once every reader is gone)."""
@@ -207,6 +228,10 @@ class ActiveTorrent:
     def withdraw(self, reader: int) -> None:
         for piece in [p for p, readers in self._deadlines.items() if reader in readers]:
             self._withdraw(reader, piece)
+        if self._waiters:
+            # Another reader is waiting (typically a player's seek racing the close of
+            # its previous request): what this one had in flight must not delay it.
+            self.make_way()
 
     def _withdraw(self, reader: int, piece: int) -> None:
         readers = self._deadlines.get(piece)

@@ -22,7 +22,14 @@ from collections.abc import AsyncIterator
 from streme.config import P2PConfig
 from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
 from streme.torrent.engine import ActiveTorrent, PieceStalled
-from streme.torrent.pieces import PieceSlice, head_and_tail, prefetch_depth, slices, window
+from streme.torrent.pieces import (
+    PieceSlice,
+    head_and_tail,
+    pieces_for,
+    prefetch_depth,
+    slices,
+    window,
+)
 
 log = logging.getLogger("streme.p2p")
 
@@ -79,6 +86,8 @@ class RangeReader:
         depth = self._depth
         parts = iter(slices(layout, span, self._start, self._end))
         pending: deque[tuple[PieceSlice, asyncio.Future[bytes]]] = deque()
+        first_piece = pieces_for(layout, span, self._start, self._start)[0]
+        seek = not torrent.handle.have_piece(first_piece)
         try:
             while True:
                 ahead = window(layout, span, position, self._config.readahead_bytes)
@@ -86,6 +95,9 @@ class RangeReader:
                 torrent.set_window(
                     self._reader_id, ahead + [(p, ms) for p, ms in pins if p not in near]
                 )
+                if seek:  # starting where nothing is downloaded yet
+                    torrent.make_way()
+                    seek = False
                 while len(pending) < depth and (part := next(parts, None)) is not None:
                     pending.append((part, torrent.piece(part.piece)))
                 if not pending:
