@@ -106,3 +106,15 @@ def prefetch_depth(buffer_bytes: int, piece_length: int, most: int = 4) -> int:
     most half the buffer is spent on them, and always at least one piece is asked for.
     """
     return max(1, min(most, buffer_bytes // 2 // max(piece_length, 1)))
+
+
+def ramped_window_bytes(readahead_bytes: int, piece_length: int, delivered: int) -> int:
+    """The read-ahead window after `delivered` pieces of a stream: two pieces, doubling
+    with each piece delivered, up to `readahead_bytes`.
+
+    Every piece with a deadline gets libtorrent's top priority, and its picker takes
+    top-priority pieces in random order: a full 16 MiB window at the start put the
+    first piece behind up to 12 MiB of others (half a second behind a 20 MB/s seeder).
+    """
+    grown = 2 * piece_length << min(delivered, 32)
+    return max(piece_length, min(readahead_bytes, grown))

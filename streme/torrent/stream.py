@@ -25,8 +25,8 @@ from streme.torrent.engine import ActiveTorrent, PieceStalled
 from streme.torrent.pieces import (
     PieceSlice,
     head_and_tail,
-    pieces_for,
     prefetch_depth,
+    ramped_window_bytes,
     slices,
     window,
 )
@@ -78,28 +78,33 @@ class RangeReader:
         assert layout is not None
         span = torrent.spans[self._file_index]
         position = self._start
-        # A stream from byte 0 is a player starting: keep the end of the file coming too,
-        # after the nearest pieces, for the index it will ask for next.
-        pins: list[tuple[int, int]] = []
+        # A stream from byte 0 is a player starting: once its first piece is here, keep the
+        # end of the file coming too, after the nearest pieces, for the index it will ask
+        # for next.
+        tail: list[tuple[int, int]] = []
         if self._start == 0 and self._config.tail_pin_bytes:
-            pins = [(p, 1000) for p in head_and_tail(layout, span, 1, self._config.tail_pin_bytes)]
+            tail = [(p, 1000) for p in head_and_tail(layout, span, 1, self._config.tail_pin_bytes)]
+        pins: list[tuple[int, int]] = []
+        delivered = 0
         depth = self._depth
         parts = iter(slices(layout, span, self._start, self._end))
         pending: deque[tuple[PieceSlice, asyncio.Future[bytes]]] = deque()
-        first_piece = pieces_for(layout, span, self._start, self._start)[0]
-        seek = not torrent.handle.have_piece(first_piece)
+        starting = True
         try:
             while True:
-                ahead = window(layout, span, position, self._config.readahead_bytes)
+                size = ramped_window_bytes(
+                    self._config.readahead_bytes, layout.piece_length, delivered
+                )
+                ahead = window(layout, span, position, size)
                 near = {p for p, _ in ahead}
                 torrent.set_window(
                     self._reader_id, ahead + [(p, ms) for p, ms in pins if p not in near]
                 )
-                if seek:  # starting where nothing is downloaded yet
-                    torrent.make_way()
-                    seek = False
                 while len(pending) < depth and (part := next(parts, None)) is not None:
                     pending.append((part, torrent.piece(part.piece)))
+                if starting:  # a seek to where nothing is requested yet must not queue
+                    torrent.make_way()
+                    starting = False
                 if not pending:
                     break
                 part, future = pending.popleft()
@@ -113,6 +118,8 @@ class RangeReader:
                 await self._buffer.put(data[part.start : part.start + part.length])
                 del data
                 position += part.length
+                delivered += 1
+                pins = tail
             self._buffer.close()
         except BufferAborted:
             pass

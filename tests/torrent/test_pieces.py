@@ -8,6 +8,7 @@ from streme.torrent.pieces import (
     head_and_tail,
     pieces_for,
     prefetch_depth,
+    ramped_window_bytes,
     slices,
     window,
 )
@@ -68,3 +69,12 @@ def test_prefetch_depth_spends_at_most_half_the_buffer() -> None:
     assert prefetch_depth(1024 * 1024, 256 * 1024) == 2
     assert prefetch_depth(64 * 1024, 256 * 1024) == 1  # always one
     assert prefetch_depth(64 * 1024 * 1024, 16 * 1024 * 1024) == 2
+
+
+def test_ramped_window_starts_at_two_pieces_and_doubles_to_the_readahead() -> None:
+    piece = 256 * 1024
+    sizes = [ramped_window_bytes(16 * 1024 * 1024, piece, n) for n in range(8)]
+    assert sizes[:6] == [2 * piece, 4 * piece, 8 * piece, 16 * piece, 32 * piece, 64 * piece]
+    assert sizes[6:] == [16 * 1024 * 1024] * 2
+    assert ramped_window_bytes(100_000, piece, 0) == piece  # never below one piece
+    assert ramped_window_bytes(16 * 1024 * 1024, piece, 10_000) == 16 * 1024 * 1024
