@@ -95,7 +95,6 @@ async def stream_from_swarm(
         out.append((b"Content-Range", only.content_range(size).encode()))
     if size == 0:
         return Response(status, out, b"")
-    if request.method != "HEAD":
-        torrent.want_file(file_index)
+    # The reader marks the file wanted when the body is sent (never for a HEAD).
     reader = RangeReader(torrent, file_index, start, end, config, engine.new_reader_id())
     return Response(status, out, StreamBody(end - start + 1, reader.chunks, reader.close))

@@ -110,6 +110,9 @@ def session_settings(config: P2PConfig) -> lt.settings_pack:
         # seeds as redundant; the next request for another file of the torrent would
         # then wait for a reconnect. Keep them.
         "close_redundant_connections": False,
+        # libtorrent picks its first pieces at random (4 by default) to have something
+        # to share soon; a stream wants its own pieces first.
+        "initial_picker_threshold": 0,
         "user_agent": "streme/0.1",
     }
 

@@ -89,6 +89,9 @@ class RangeReader:
         depth = self._depth
         parts = iter(slices(layout, span, self._start, self._end))
         pending: deque[tuple[PieceSlice, asyncio.Future[bytes]]] = deque()
+        # Before any deadline: libtorrent drops deadlines (and their read alerts) on
+        # pieces of a file at priority 0, and every file starts there.
+        torrent.want_file(self._file_index)
         starting = True
         try:
             while True:
