@@ -101,6 +101,9 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tail_pin_bytes: Annotated[int, msgspec.Meta(ge=0)] = 8 * MiB
     # Bound on bytes waiting between the piece reader and the socket, per stream.
     buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 4 * MiB
+    # A piece a reader has waited this long for is asked for afresh (its blocks may be
+    # stuck at a peer that never answered a cancel, e.g. transmission 3.00).
+    piece_kick_after: PositiveSeconds = 3 * SECONDS
     # A piece that does not arrive for this long ends the response with a logged error.
     stall_timeout: PositiveSeconds = 60 * SECONDS
 

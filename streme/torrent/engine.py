@@ -51,6 +51,12 @@ ALERT_MASK = (
 )
 
 
+# Seconds between two reconnections of a torrent's peers by `kick`.
+RECONNECT_GAP = 5.0
+# libtorrent's block states in get_download_queue(): 1 requested, 2 writing, 3 finished.
+BLOCK_REQUESTED = 1
+
+
 class P2PError(Exception):
     """A P2P failure with the HTTP answer it deserves."""
 
@@ -150,6 +156,8 @@ class ActiveTorrent:
     reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))
     _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
     _deadlines: dict[int, dict[int, int]] = field(default_factory=dict)  # piece -> reader -> ms
+    _late: dict[int, int] = field(default_factory=dict)  # piece -> bytes at the last kick
+    _reconnected_at: float = float("-inf")
 
     def want_file(self, index: int) -> None:
         """Download file `index`. Every file starts at priority 0 (the torrent is added
@@ -230,6 +238,53 @@ class ActiveTorrent:
             if not self.handle.have_piece(piece):
                 self._request(piece)
 
+    def kick(self, piece: int) -> None:
+        """A reader has waited `p2p.piece_kick_after` for `piece`: reconnect the peers if
+        the piece made no progress since the last call.
+
+        A transmission 3.00 seeder never answers a cancelled request (transmission#511),
+        and libtorrent, which speaks the fast extension, waits for that answer before it
+        asks anyone for the blocks again: with one seeder the stream stalls for good.
+        Lowering the piece's priority does not make libtorrent forget the requests
+        (measured); a new connection does. At most once per `RECONNECT_GAP` seconds.
+        """
+        if self.handle.have_piece(piece) or self.failed is not None:
+            return
+        done = self._piece_progress(piece)
+        before = self._late.get(piece)
+        self._late[piece] = done
+        if before is None or done > before:
+            return  # late but moving
+        if all(p.flags & lt.peer_info.remote_choked for p in self.handle.get_peer_info()):
+            return  # every peer chokes us: when to unchoke is theirs to decide
+        now = asyncio.get_running_loop().time()
+        if now - self._reconnected_at < RECONNECT_GAP:
+            return
+        self._reconnected_at = now
+        log.warning(
+            "piece %d of %s made no progress: reconnecting to its peers", piece, self.infohash
+        )
+        self.handle.pause()
+        self.handle.resume()
+        for late in self._deadlines:
+            if late not in self._waiters and not self.handle.have_piece(late):
+                self.handle.set_piece_deadline(late, min(self._deadlines[late].values()))
+        for waited in self._waiters:
+            if not self.handle.have_piece(waited):
+                self._request(waited)
+
+    def _piece_progress(self, piece: int) -> int:
+        """Bytes of `piece` received, from libtorrent's download queue."""
+        for entry in self.handle.get_download_queue():
+            if int(entry["piece_index"]) == piece:
+                return sum(
+                    int(b["block_size"])
+                    if int(b["state"]) > BLOCK_REQUESTED
+                    else int(b["bytes_progress"])
+                    for b in entry["blocks"]
+                )
+        return 0
+
     @property
     def pending_deadlines(self) -> int:
         """Pieces some reader still asks for (0 once every reader is gone)."""
@@ -262,6 +317,7 @@ class ActiveTorrent:
             self._request(piece)
             return
         del self._waiters[piece]
+        self._late.pop(piece, None)
         for fut in waiters:
             if not fut.done():
                 fut.set_result(data)

@@ -111,13 +111,7 @@ class RangeReader:
                 if not pending:
                     break
                 part, future = pending.popleft()
-                try:
-                    data = await asyncio.wait_for(future, self._config.stall_timeout)
-                except TimeoutError as exc:
-                    raise PieceStalled(
-                        f"piece {part.piece} of {torrent.infohash} did not arrive in "
-                        f"{self._config.stall_timeout:g} s"
-                    ) from exc
+                data = await self._wait(part.piece, future)
                 await self._buffer.put(data[part.start : part.start + part.length])
                 del data
                 position += part.length
@@ -133,6 +127,29 @@ class RangeReader:
             for _, future in pending:
                 future.cancel()
             torrent.withdraw(self._reader_id)
+
+    async def _wait(self, piece: int, future: asyncio.Future[bytes]) -> bytes:
+        """The piece's bytes; asked for afresh each `piece_kick_after` it is late, and a
+        `PieceStalled` after `stall_timeout`."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._config.stall_timeout
+        while True:
+            left = give_up - loop.time()
+            try:
+                return await asyncio.wait_for(
+                    asyncio.shield(future), min(left, self._config.piece_kick_after)
+                )
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except TimeoutError:
+                if loop.time() >= give_up:
+                    future.cancel()
+                    raise PieceStalled(
+                        f"piece {piece} of {self._torrent.infohash} did not arrive in "
+                        f"{self._config.stall_timeout:g} s"
+                    ) from None
+                self._torrent.kick(piece)
 
     def close(self) -> None:
         """Stop producing and withdraw this reader's deadlines (idempotent)."""
