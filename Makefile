@@ -19,10 +19,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/streme serve $(ARGS)
 
-# Debian packages the tests drive as real clients and references (curl, ffprobe, nginx,
-# and aria2 as an independent BitTorrent seeder).
+# Debian packages the tests drive as real clients and references (curl, ffprobe, nginx;
+# aria2 and transmission as independent BitTorrent seeders, opentracker as a tracker).
 system-deps:
-	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2
+	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2 \
+		transmission-daemon:transmission-daemon opentracker:opentracker
 
 perf-deps:
 	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk node:nodejs npm:npm

@@ -44,18 +44,17 @@ class Seeder:
         self.session.pause()
 
 
-def make_seeder(
+def make_torrent(
     root: Path,
     files: dict[str, bytes],
     piece_length: int = 64 * 1024,
-    upload_limit: int = 0,
-    keep_fraction: float = 1.0,
-) -> Seeder:
-    """Write `files` (paths under one top folder, or one file) and seed them.
+    announce: str | None = None,
+) -> tuple[bytes, str]:
+    """Write `files` (paths under one top folder, or one file) under `root`.
 
-    With `keep_fraction` < 1, each file is cut to that fraction after the torrent is made
-    and libtorrent checks what is left: the peer then has only the first pieces, so a
-    downloader can get so far and no further.
+    Returns the bencoded v1 .torrent for them (with `announce` as its tracker, if given)
+    and its hex infohash. Nothing is seeded. Files are in libtorrent's directory listing
+    order, which need not be the order given: read it back from the torrent.
     """
     for rel, data in files.items():
         path = root / rel
@@ -63,8 +62,29 @@ def make_seeder(
         path.write_bytes(data)
     top = root / next(iter(files)).split("/")[0]
     ct = lt.create_torrent(lt.list_files(str(top)), piece_length, lt.create_torrent.v1_only)
+    if announce is not None:
+        ct.add_tracker(announce)
     lt.set_piece_hashes(ct, str(root))
     blob = bytes(lt.bencode(ct.generate()))
+    return blob, str(lt.torrent_info(blob).info_hashes().v1)
+
+
+def make_seeder(
+    root: Path,
+    files: dict[str, bytes],
+    piece_length: int = 64 * 1024,
+    upload_limit: int = 0,
+    keep_fraction: float = 1.0,
+    announce: str | None = None,
+) -> Seeder:
+    """Write `files` (paths under one top folder, or one file) and seed them.
+
+    With `keep_fraction` < 1, each file is cut to that fraction after the torrent is made
+    and libtorrent checks what is left: the peer then has only the first pieces, so a
+    downloader can get so far and no further. With `announce`, the torrent names that
+    tracker and the seeder announces to it.
+    """
+    blob, infohash = make_torrent(root, files, piece_length, announce)
     session = lt.session(LOOPBACK_SETTINGS)
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(blob)
@@ -79,7 +99,6 @@ def make_seeder(
     if upload_limit:
         handle.set_upload_limit(upload_limit)
     wait_until_serving(handle)
-    infohash = str(lt.torrent_info(blob).info_hashes().v1)
     return Seeder(session, handle, infohash, blob, files)
 
 
@@ -114,9 +133,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def p2p_settings(seeder: Seeder | str, **extra: object) -> dict[str, object]:
-    """Loopback-only engine settings with `seeder` (or a host:port) as the static peer."""
-    peer = seeder if isinstance(seeder, str) else seeder.peer
+def p2p_settings(seeder: Seeder | str | None, **extra: object) -> dict[str, object]:
+    """Loopback-only engine settings with `seeder` (or a host:port) as the static peer.
+
+    With None there is no static peer: peers come from `trackers=[...]` in `extra`.
+    """
+    peers = [] if seeder is None else [seeder if isinstance(seeder, str) else seeder.peer]
     return {
         "enabled": True,
         "listen_interfaces": "127.0.0.1:0",
@@ -125,11 +147,11 @@ def p2p_settings(seeder: Seeder | str, **extra: object) -> dict[str, object]:
         "upnp": False,
         "natpmp": False,
         "utp": False,
-        "static_peers": [peer],
+        "static_peers": peers,
         "metadata_timeout": 20,
         "stall_timeout": 20,
         **extra,
     }
 
 
-__all__ = ["Seeder", "make_seeder", "os", "p2p_settings", "random_bytes", "sha256"]
+__all__ = ["Seeder", "make_seeder", "make_torrent", "os", "p2p_settings", "random_bytes", "sha256"]
