@@ -231,6 +231,11 @@ class ActiveTorrent:
         if not waiting - requested:
             return
         self.handle.clear_piece_deadlines()
+        self._reassert()
+
+    def _reassert(self) -> None:
+        """Give libtorrent every deadline the readers hold again, and ask for every
+        piece a reader waits for (after deadlines were cleared or peers reconnected)."""
         for piece, readers in self._deadlines.items():
             if piece not in self._waiters and not self.handle.have_piece(piece):
                 self.handle.set_piece_deadline(piece, min(readers.values()))
@@ -266,12 +271,7 @@ class ActiveTorrent:
         )
         self.handle.pause()
         self.handle.resume()
-        for late in self._deadlines:
-            if late not in self._waiters and not self.handle.have_piece(late):
-                self.handle.set_piece_deadline(late, min(self._deadlines[late].values()))
-        for waited in self._waiters:
-            if not self.handle.have_piece(waited):
-                self._request(waited)
+        self._reassert()
 
     def _piece_progress(self, piece: int) -> int:
         """Bytes of `piece` received, from libtorrent's download queue."""

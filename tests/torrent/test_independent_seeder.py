@@ -167,8 +167,10 @@ def test_transmission_unchoking_before_the_metadata_arrives(
     torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
     daemon = transmission_seeder(torrent, fast_unchoke=False)
     # If the cancels do stall the piece, the server reconnects, and transmission left
-    # alone unchokes the new connection on its next round: up to 10 s more.
-    server = make_server(p2p=p2p_settings(daemon.peer, **{**TR_P2P, "stall_timeout": 25}))
+    # alone unchokes the new connection on its next round: up to 10 s more, and this can
+    # happen twice in one stream (libtorrent cancels again when its deadline list runs
+    # empty and fills again). The server's default stall_timeout is 60 s.
+    server = make_server(p2p=p2p_settings(daemon.peer, **{**TR_P2P, "stall_timeout": 45}))
     deadline = time.monotonic() + 10
 
     def unchoke_on_connect() -> None:
