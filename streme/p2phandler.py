@@ -18,10 +18,21 @@ from streme.config import P2PConfig
 from streme.http.conditional import Precondition, evaluate_preconditions, if_range_allows_range
 from streme.http.messages import Request, Response, StreamBody, error_response
 from streme.http.ranges import RangeKind, evaluate_range, unsatisfied_content_range
-from streme.torrent.engine import CoolingDown, Engine, P2PError
+from streme.torrent.engine import Engine
+from streme.torrent.errors import CoolingDown, P2PError
 from streme.torrent.stream import RangeReader
 
 log = logging.getLogger("streme.p2p")
+
+# The HTTP answer to each P2P failure code (`streme.torrent.errors`); others are 502.
+STATUS_FOR_CODE = {
+    "metadata_timeout": 504,
+    "no_peers": 504,
+    "stalled": 504,
+    "cooldown": 503,
+    "capacity": 503,
+    "shutting_down": 503,
+}
 
 
 async def stream_from_swarm(
@@ -36,10 +47,10 @@ async def stream_from_swarm(
         torrent = await engine.torrent(infohash)
     except CoolingDown as exc:
         retry = [(b"Retry-After", str(exc.retry_after).encode())]
-        return error_response(exc.status, exc.code, str(exc), retry)
+        return error_response(STATUS_FOR_CODE[exc.code], exc.code, str(exc), retry)
     except P2PError as exc:
         log.warning("No P2P stream for %s: %s", infohash, exc)
-        return error_response(exc.status, exc.code, str(exc))
+        return error_response(STATUS_FOR_CODE.get(exc.code, 502), exc.code, str(exc))
     meta = torrent.meta
     assert meta is not None
     if file_index is None:

@@ -20,8 +20,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from streme.config import P2PConfig
+from streme.torrent.active import ActiveTorrent
 from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
-from streme.torrent.engine import ActiveTorrent, PieceStalled
+from streme.torrent.errors import PieceStalled
 from streme.torrent.pieces import (
     PieceSlice,
     head_and_tail,

@@ -14,7 +14,7 @@ import pytest
 
 from streme.cache.mediatypes import content_type_for
 from streme.cache.torrentmeta import parse_torrent
-from streme.torrent.engine import ActiveTorrent
+from streme.torrent.engine import TorrentSnapshot
 from streme.torrent.pieces import prefetch_depth
 from tests.conftest import RunningServer, wait_until
 from tests.torrent.swarm import Seeder, make_seeder, p2p_settings, random_bytes, sha256
@@ -74,13 +74,10 @@ def test_head_needs_only_metadata(
     assert (status, body) == (200, b"")
     assert int(headers["content-length"]) == SIZE
     assert headers["etag"] == f'"{seeder.infohash}-0"'
-    engine = server.app.engine
-    assert engine is not None
-    torrent = server.call(lambda: engine._torrents[seeder.infohash])
     time.sleep(0.5)  # the seeder is on loopback: a download would be well under way
-    status_ = server.call(lambda: torrent.handle.status())
-    assert status_.total_done == 0  # not a byte downloaded
-    assert status_.num_peers >= 1  # and still connected, for the GET that follows
+    torrent = snapshot(server, seeder.infohash)
+    assert torrent.total_done == 0  # not a byte downloaded
+    assert torrent.peers >= 1  # and still connected, for the GET that follows
     start = SIZE // 3
     status, _, body = fetch(
         server, f"/stream/proxy/{seeder.infohash}", {"Range": f"bytes={start}-{start + 99_999}"}
@@ -122,10 +119,13 @@ def test_no_peers_times_out_with_504(
     assert time.monotonic() - started < 10
 
 
-def engine_torrent(server: RunningServer, infohash: str) -> ActiveTorrent:
+def snapshot(server: RunningServer, infohash: str) -> TorrentSnapshot:
+    """The engine's public view of `infohash` (which must be in the session)."""
     engine = server.app.engine
     assert engine is not None
-    return server.call(lambda: engine._torrents[infohash])
+    found = server.call(lambda: engine.torrent_snapshot(infohash))
+    assert found is not None, f"{infohash} is not in the session"
+    return found
 
 
 def test_slow_reader_memory_is_bounded(
@@ -151,9 +151,8 @@ def test_slow_reader_memory_is_bounded(
             time.sleep(0.01)  # about 1.6 MB/s for 1.5 s: far slower than the swarm
     sock.close()
     assert sha256(bytes(got)) == sha256(seeder.files["movie.mp4"])
-    torrent = engine_torrent(server, seeder.infohash)
-    assert wait_until(lambda: server.call(lambda: len(torrent.reader_stats)) == 1)
-    stats = server.call(lambda: torrent.reader_stats[-1])
+    assert wait_until(lambda: len(snapshot(server, seeder.infohash).reader_stats) == 1)
+    stats = snapshot(server, seeder.infohash).reader_stats[-1]
     piece = 64 * 1024
     prefetched = prefetch_depth(buffer_bytes, piece) * piece
     assert stats.max_bytes == buffer_bytes - prefetched  # pieces asked ahead share the bound
@@ -170,10 +169,9 @@ def test_disconnect_mid_stream_leaks_nothing(
         sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")
         sock.close()
-    torrent = engine_torrent(server, seeder.infohash)
     assert wait_until(lambda: server.connection_count() == 0)
-    assert wait_until(lambda: server.call(lambda: torrent.active_readers) == 0)
-    assert server.call(lambda: torrent.pending_deadlines) == 0
+    assert wait_until(lambda: snapshot(server, seeder.infohash).readers == 0)
+    assert snapshot(server, seeder.infohash).pending_deadlines == 0
     assert wait_until(lambda: server.task_count() == 0)
 
 
@@ -296,8 +294,7 @@ def test_restart_mid_download_resumes(
         while len(got) < MiB:
             got += sock.recv(1 << 20)
         sock.close()
-        torrent = engine_torrent(first, half.infohash)
-        assert wait_until(lambda: first.call(lambda: torrent.handle.status().total_done) > MiB)
+        assert wait_until(lambda: snapshot(first, half.infohash).total_done > MiB)
         first.stop()  # mid-download: saves resume data
         assert (cache_dir / ".incomplete" / f"{half.infohash}.resume").exists()
         assert not (cache_dir / half.infohash).exists()  # not finished: nothing published
@@ -306,8 +303,7 @@ def test_restart_mid_download_resumes(
         status, _, body = fetch(second, f"/stream/proxy/{full.infohash}")
         assert status == 200
         assert sha256(body) == sha256(data)
-        resumed = engine_torrent(second, full.infohash)
-        assert second.call(lambda: resumed.handle.status().total_payload_download) < SIZE
+        assert snapshot(second, full.infohash).downloaded < SIZE
     finally:
         half.stop()
         if full is not None:

@@ -1,0 +1,216 @@
+"""One torrent in the session: the adapter between its readers and libtorrent's handle.
+
+How this works: readers ask `piece(n)` for a piece's verified bytes and move their
+read-ahead windows with `set_window`. The deadline book (`scheduler.DeadlineBook`)
+merges the windows of all readers; this class applies its answers to the handle
+(`set_piece_deadline`, `reset_piece_deadline`). Bytes come from `read_piece_alert`,
+which libtorrent only posts for hash-checked pieces: asked with a deadline if the piece
+is missing, with `read_piece` if it is on disk. `make_way` and `kick` handle the two ways
+requests already in flight can hold a reader up (a seek; a peer that never answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import libtorrent as lt
+
+from streme.cache.torrentmeta import TorrentMeta
+from streme.torrent.buffer import BufferStats
+from streme.torrent.errors import P2PError
+from streme.torrent.pieces import FileSpan, Layout
+from streme.torrent.scheduler import DeadlineBook
+
+log = logging.getLogger("streme.p2p")
+
+# Seconds between two reconnections of a torrent's peers by `kick`.
+RECONNECT_GAP = 5.0
+# libtorrent's block states in get_download_queue(): 1 requested, 2 writing, 3 finished.
+BLOCK_REQUESTED = 1
+
+
+@dataclass
+class ActiveTorrent:
+    infohash: str
+    handle: lt.torrent_handle
+    # Called when a file becomes wanted while no peer is connected: find them again.
+    find_peers: Callable[[ActiveTorrent], None]
+    meta: TorrentMeta | None = None
+    layout: Layout | None = None
+    spans: list[FileSpan] = field(default_factory=list)  # by user-visible file index
+    metadata_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: P2PError | None = None
+    wanted_files: set[int] = field(default_factory=set)
+    published: set[int] = field(default_factory=set)
+    flushing: bool = False
+    active_readers: int = 0
+    # Buffer statistics of the last finished readers (tests and diagnostics).
+    reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))
+    _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
+    _book: DeadlineBook = field(default_factory=DeadlineBook)
+    _late: dict[int, int] = field(default_factory=dict)  # piece -> bytes at the last kick
+    _reconnected_at: float = float("-inf")
+
+    def want_file(self, index: int) -> None:
+        """Download file `index`. Every file starts at priority 0 (the torrent is added
+        with `default_dont_download`) and only ever goes up: lowering a file that has
+        data makes libtorrent move that data into its part file, which races with
+        writes in flight ("file too short") and stalls the torrent."""
+        if index in self.wanted_files or self.meta is None:
+            return
+        self.wanted_files.add(index)
+        ti = self.handle.torrent_file()
+        assert ti is not None
+        raw = {self.meta.files[i].raw_index for i in self.wanted_files}
+        current = list(self.handle.get_file_priorities())
+        wanted = [4 if i in raw else p for i, p in enumerate(current)]
+        if wanted != current:
+            self.handle.prioritize_files(wanted)
+        if self.handle.status().num_peers == 0:
+            # Some clients drop peers that want nothing from them: find them again.
+            self.find_peers(self)
+
+    def piece(self, piece: int) -> asyncio.Future[bytes]:
+        """The verified bytes of `piece`, when libtorrent has them."""
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(piece, [])
+        waiters.append(fut)
+        if len(waiters) == 1:
+            self._request(piece)
+        return fut
+
+    def _request(self, piece: int) -> None:
+        if self.handle.have_piece(piece):
+            self.handle.read_piece(piece)
+        else:
+            deadline = self._book.deadline(piece) or 0
+            self.handle.set_piece_deadline(
+                piece, deadline, lt.deadline_flags_t.alert_when_available
+            )
+
+    def set_window(self, reader: int, window: list[tuple[int, int]]) -> None:
+        """Reader `reader` wants these (piece, deadline ms); withdraw its older wishes."""
+        change = self._book.set_window(reader, window)
+        for piece in change.abandoned:
+            self._abandon(piece)
+        for piece, ms in change.earlier:
+            if piece not in self._waiters and not self.handle.have_piece(piece):
+                self.handle.set_piece_deadline(piece, ms)
+
+    def make_way(self) -> None:
+        """Cancel the requests in flight for pieces no reader is waiting for.
+
+        Called when a reader starts where nothing is downloaded (a seek), and when a
+        reader leaves while another waits. libtorrent keeps seconds of download in
+        flight per peer (`request_queue_time` times the rate, up to the peer's `reqq`),
+        and a peer answers requests in order: the seek's pieces would wait behind all of
+        it (1.5 s behind a 20 MB/s seeder). libtorrent cancels every request that is not
+        for a deadline piece when the first deadline is set on a torrent that has none;
+        so all deadlines are cleared and set again. Blocks already received are kept.
+        Nothing is done when every waited-for piece is already requested: on a fast
+        peer the requests in flight are about to deliver it, and cancelling them costs
+        more than it saves (a seek went from ~10 ms to ~120 ms, measured).
+        """
+        if self.meta is None or not (self._book or self._waiters):
+            return
+        requested = {int(q["piece_index"]) for q in self.handle.get_download_queue()}
+        waiting = {p for p in self._waiters if not self.handle.have_piece(p)}
+        if not waiting - requested:
+            return
+        self.handle.clear_piece_deadlines()
+        self._reassert()
+
+    def _reassert(self) -> None:
+        """Give libtorrent every deadline the readers hold again, and ask for every
+        piece a reader waits for (after deadlines were cleared or peers reconnected)."""
+        for piece, ms in self._book.items():
+            if piece not in self._waiters and not self.handle.have_piece(piece):
+                self.handle.set_piece_deadline(piece, ms)
+        for piece in self._waiters:
+            if not self.handle.have_piece(piece):
+                self._request(piece)
+
+    def kick(self, piece: int) -> None:
+        """A reader has waited `p2p.piece_kick_after` for `piece`: reconnect the peers if
+        the piece made no progress since the last call.
+
+        A transmission 3.00 seeder never answers a cancelled request (transmission#511),
+        and libtorrent, which speaks the fast extension, waits for that answer before it
+        asks anyone for the blocks again: with one seeder the stream stalls for good.
+        Lowering the piece's priority does not make libtorrent forget the requests
+        (measured); a new connection does. At most once per `RECONNECT_GAP` seconds.
+        """
+        if self.handle.have_piece(piece) or self.failed is not None:
+            return
+        done = self._piece_progress(piece)
+        before = self._late.get(piece)
+        self._late[piece] = done
+        if before is None or done > before:
+            return  # late but moving
+        if all(p.flags & lt.peer_info.remote_choked for p in self.handle.get_peer_info()):
+            return  # every peer chokes us: when to unchoke is theirs to decide
+        now = asyncio.get_running_loop().time()
+        if now - self._reconnected_at < RECONNECT_GAP:
+            return
+        self._reconnected_at = now
+        log.warning(
+            "piece %d of %s made no progress: reconnecting to its peers", piece, self.infohash
+        )
+        self.handle.pause()
+        self.handle.resume()
+        self._reassert()
+
+    def _piece_progress(self, piece: int) -> int:
+        """Bytes of `piece` received, from libtorrent's download queue."""
+        for entry in self.handle.get_download_queue():
+            if int(entry["piece_index"]) == piece:
+                return sum(
+                    int(b["block_size"])
+                    if int(b["state"]) > BLOCK_REQUESTED
+                    else int(b["bytes_progress"])
+                    for b in entry["blocks"]
+                )
+        return 0
+
+    @property
+    def pending_deadlines(self) -> int:
+        """Pieces some reader still asks for (0 once every reader is gone)."""
+        return len(self._book)
+
+    def withdraw(self, reader: int) -> None:
+        for piece in self._book.withdraw(reader):
+            self._abandon(piece)
+        if self._waiters:
+            # Another reader is waiting (typically a player's seek racing the close of
+            # its previous request): what this one had in flight must not delay it.
+            self.make_way()
+
+    def _abandon(self, piece: int) -> None:
+        """No reader wants `piece` any more: take its deadline back."""
+        if piece not in self._waiters and not self.handle.have_piece(piece):
+            self.handle.reset_piece_deadline(piece)
+            self.handle.piece_priority(piece, 4)  # reset leaves it at 1
+
+    def on_read_piece(self, piece: int, data: bytes | None) -> None:
+        waiters = self._waiters.get(piece)
+        if not waiters:
+            return
+        if data is None:  # cancelled (e.g. a deadline reset): ask again
+            self._request(piece)
+            return
+        del self._waiters[piece]
+        self._late.pop(piece, None)
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(data)
+
+    def fail_waiters(self, error: BaseException) -> None:
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(error)
+        self._waiters.clear()
