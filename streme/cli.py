@@ -1,4 +1,6 @@
-"""Command line: `streme serve [--host] [--port] [--cache-dir] [--config FILE] [--log-level]`."""
+"""Command line: `streme serve [--host] [--port] [--cache-dir] [--cache-max-size SIZE]
+[--cache-min-free SIZE_OR_PERCENT] [--config FILE] [--log-level] [--access-log]
+[--no-zero-copy]`."""
 
 from __future__ import annotations
 
@@ -13,10 +15,19 @@ from streme.config import Config, ConfigError, build_config
 
 EPILOG = """\
 configuration sources, in increasing precedence: built-in defaults, the TOML file given
-with --config, environment variables (STREME_<SECTION>_<FIELD>, e.g. STREME_HTTP_PORT=8080,
-STREME_CACHE_DIR=/srv/cache, STREME_P2P_ENABLED=1, STREME_LOG_LEVEL=debug; also
-TORRENT_DOWNLOAD_PATH for the cache directory, CACHE_CLEANUP_INTERVAL in seconds, and
-STREME_TRACKERS, STREME_DHT, STREME_LSD, STREME_UPNP for P2P), then these flags.
+with --config, environment variables, then these flags. Every setting has an environment
+variable STREME_<SECTION>_<FIELD>, e.g. STREME_HTTP_PORT=8080, STREME_CACHE_DIR=/srv/cache,
+STREME_P2P_ENABLED=1, STREME_LOG_LEVEL=debug; for the cache sweep STREME_CACHE_MAX_SIZE,
+STREME_CACHE_MIN_FREE, STREME_CACHE_CLEANUP_INTERVAL, STREME_CACHE_INCOMPLETE_MAX_AGE and
+STREME_CACHE_EVICT_HAND_PLACED; STREME_P2P_IDLE_TIMEOUT for how long a torrent nobody reads
+stays in the session.
+The original names still work: TORRENT_DOWNLOAD_PATH for the cache directory,
+CACHE_CLEANUP_INTERVAL, and STREME_TRACKERS, STREME_DHT, STREME_LSD, STREME_UPNP for P2P.
+
+values: booleans true/false, 1/0, yes/no, on/off; lists comma-separated; sizes in bytes
+or with a unit, e.g. 500MiB, 50GiB, 10G (K M G T are binary) or 1.5GB (KB MB GB TB are
+decimal); durations in seconds or e.g. 90s, 30m, 12h, 3d; STREME_CACHE_MIN_FREE also
+takes a percentage of the filesystem, e.g. 5%.
 A bad value exits with status 2 and names the field. See README.md for every setting.
 """
 
@@ -42,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir",
         help="directory holding cached videos named with their infohash "
         "(default ./temp; created if missing)",
+    )
+    serve.add_argument(
+        "--cache-max-size",
+        metavar="SIZE",
+        help="most bytes the cache may hold, e.g. 50GiB, 500MiB, 1.5GB "
+        "(default 0: no cap; the sweep evicts past it)",
+    )
+    serve.add_argument(
+        "--cache-min-free",
+        metavar="SIZE_OR_PERCENT",
+        help="free space to keep on the cache's filesystem, a size or a percentage of "
+        "the filesystem such as 5%% (default 5%%)",
     )
     serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
     serve.add_argument(
@@ -76,6 +99,10 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         http["zero_copy"] = args.zero_copy
     if args.cache_dir is not None:
         cache["dir"] = args.cache_dir
+    if args.cache_max_size is not None:
+        cache["max_size"] = args.cache_max_size
+    if args.cache_min_free is not None:
+        cache["min_free"] = args.cache_min_free
     if args.log_level is not None:
         log["level"] = args.log_level
     return {k: v for k, v in (("http", http), ("cache", cache), ("log", log)) if v}

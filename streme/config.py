@@ -2,32 +2,74 @@
 
 How this works: every source produces a plain nested dict of overrides, merged in
 increasing precedence — defaults (the Struct defaults), a TOML file, the environment,
-then CLI flags — and the merged dict is converted to `Config` once by msgspec, which
-checks types and the `Meta` bounds. A bad value raises `ConfigError` whose message
-names the field (`http.port`) and the problem; the CLI turns that into exit status 2.
+then CLI flags. Strings in size, size-or-percent and duration fields are then parsed (the
+same parsers for all three sources), and the merged dict is converted to `Config` once by
+msgspec (lax mode), which checks types and the `Meta` bounds. Last, `_check_consistency`
+checks what types cannot say (buffer water marks, extensions, static peers). A bad value
+raises `ConfigError` whose message names the field (`http.port`) and the problem; the CLI
+turns that into exit status 2.
 
-Environment variables: `STREME_<SECTION>_<FIELD>` (e.g. `STREME_HTTP_PORT=8080`,
-`STREME_CACHE_DIR=/srv/cache`), plus the original server's names
-`TORRENT_DOWNLOAD_PATH` (cache directory) and `CACHE_CLEANUP_INTERVAL` (seconds), and the
-P2P shortcuts `STREME_TRACKERS`, `STREME_DHT`, `STREME_LSD`, `STREME_UPNP`. List fields
-take comma-separated values; booleans also take yes/no and on/off.
+Environment variables: `STREME_<SECTION>_<FIELD>` for every field (e.g.
+`STREME_HTTP_PORT=8080`, `STREME_CACHE_MAX_SIZE=50GiB`), plus the original server's names
+`TORRENT_DOWNLOAD_PATH` (cache.dir) and `CACHE_CLEANUP_INTERVAL` (cache.cleanup_interval),
+and the P2P shortcuts `STREME_TRACKERS`, `STREME_DHT`, `STREME_LSD`, `STREME_UPNP`; a
+`STREME_<SECTION>_<FIELD>` name beats the shortcut for the same field. Every name goes
+through `convert_env_value`, which reads the target field's declared type:
+
+- bool: true/false, 1/0, yes/no, on/off (any case); anything else is an error.
+- int, float: a number (`float` refuses nan and inf).
+- size (`Bytes`, marked `Unit.SIZE`): bytes or `500MiB`, `1.5GB`, `10G` (streme.units).
+- size or percent (`Unit.SIZE_OR_PERCENT`): a size, or `5%` of the filesystem.
+- duration (`Seconds`, `PositiveSeconds`, marked `Unit.DURATION`): seconds or `90s`, `30m`,
+  `12h`, `3d`.
+- list: comma-separated items, blanks dropped, each converted by the item type.
+- str and Literal: the text unchanged (msgspec checks a Literal's choices).
 """
 
 from __future__ import annotations
 
+import enum
+import functools
+import ipaddress
+import math
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from streme.cache.mediatypes import DEFAULT_VIDEO_EXTENSIONS
-from streme.units import SECONDS, KiB, MiB
+from streme.units import (
+    DAYS,
+    SECONDS,
+    KiB,
+    MiB,
+    parse_duration,
+    parse_percent,
+    parse_size,
+    parse_size_or_percent,
+)
+
+
+class Unit(enum.Enum):
+    """Marks (in `Annotated`) a field whose text is parsed by a unit parser."""
+
+    SIZE = "size"
+    SIZE_OR_PERCENT = "size or percent"
+    DURATION = "duration"
+
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# Seconds; text may be a duration like 90s, 30m, 12h, 3d.
+Seconds = Annotated[float, msgspec.Meta(ge=0), Unit.DURATION]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0), Unit.DURATION]
+# Bytes; text may be a size like 500MiB or 1.5GB.
+Bytes = Annotated[int, msgspec.Meta(ge=0), Unit.SIZE]
+# Bytes, or text: a size, or a percentage of the filesystem's total size like "5%".
+BytesOrPercent = Annotated[Annotated[int, msgspec.Meta(ge=0)] | str, Unit.SIZE_OR_PERCENT]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -44,30 +86,43 @@ class HTTPConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     write_timeout: PositiveSeconds = 60 * SECONDS
     # nginx keepalive_requests defaults to 1000.
     max_requests_per_connection: PositiveInt = 1000
-    # Request line + headers. Node and h11 default to 16 KiB; nginx to 1 KiB + 4 x 8 KiB.
-    max_head_bytes: Annotated[int, msgspec.Meta(ge=1 * KiB, le=1 * MiB)] = 16 * KiB
-    # Bodies are never needed by our routes; small ones are read and dropped to keep the
-    # connection in sync, larger ones get 413.
-    max_body_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 * KiB
-    write_buffer_high: PositiveInt = 256 * KiB
-    write_buffer_low: Annotated[int, msgspec.Meta(ge=0)] = 64 * KiB
-    # Chunk size of the copying body path (used when zero_copy is off or impossible).
-    copy_chunk_size: Annotated[int, msgspec.Meta(ge=4 * KiB, le=16 * MiB)] = 256 * KiB
+    # Request line + headers, bytes. Node and h11 default to 16 KiB; nginx to 1 KiB + 4 x 8 KiB.
+    max_head_bytes: Annotated[int, msgspec.Meta(ge=1 * KiB, le=1 * MiB), Unit.SIZE] = 16 * KiB
+    # Bodies (bytes) are never needed by our routes; small ones are read and dropped to keep
+    # the connection in sync, larger ones get 413.
+    max_body_bytes: Bytes = 64 * KiB
+    # Transport write-buffer water marks, bytes.
+    write_buffer_high: Annotated[int, msgspec.Meta(ge=1), Unit.SIZE] = 256 * KiB
+    write_buffer_low: Bytes = 64 * KiB
+    # Chunk size (bytes) of the copying body path (used when zero_copy is off or impossible).
+    copy_chunk_size: Annotated[int, msgspec.Meta(ge=4 * KiB, le=16 * MiB), Unit.SIZE] = 256 * KiB
     # Send file bodies with os.sendfile (no copy through user space).
     zero_copy: bool = True
-    shutdown_timeout: Annotated[float, msgspec.Meta(ge=0)] = 10 * SECONDS
+    # Seconds in-flight responses may take to finish after SIGINT/SIGTERM.
+    shutdown_timeout: Seconds = 10 * SECONDS
     access_log: bool = False
 
 
 class CacheConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dir: str = "./temp"
-    min_size: Annotated[int, msgspec.Meta(ge=0)] = 1 * MiB
+    # Bytes: the smallest file the name rule serves.
+    min_size: Bytes = 1 * MiB
     video_extensions: list[str] = msgspec.field(
         default_factory=lambda: list(DEFAULT_VIDEO_EXTENSIONS)
     )
-    # Seconds between sweeps of finished torrents (the original's CACHE_CLEANUP_INTERVAL).
-    # Read and validated; no sweeping is implemented yet.
+    # Bytes the cache may hold in all (0: no cap); past it the sweep evicts.
+    max_size: Bytes = 0
+    # Free space to keep on the cache's filesystem: bytes, or a percentage of the
+    # filesystem's total size ("5%"). Read it with `min_free_bytes`.
+    min_free: BytesOrPercent = "5%"
+    # Seconds between cache sweeps (the original's CACHE_CLEANUP_INTERVAL): each sweep
+    # enforces max_size and min_free and removes stale partial downloads.
     cleanup_interval: PositiveSeconds = 1800 * SECONDS
+    # Seconds: a partial download with no reader, untouched this long, is deleted.
+    incomplete_max_age: PositiveSeconds = 3 * DAYS
+    # Files the operator placed by hand count toward usage either way; they are evicted
+    # only when this is true.
+    evict_hand_placed: bool = False
 
 
 class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -81,30 +136,34 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     utp: bool = True
     # Appended to every magnet streme builds; clients can never add their own.
     trackers: list[str] = msgspec.field(default_factory=list)
-    # host:port peers connected to every torrent (LAN seed boxes, tests).
+    # host:port peers ([v6addr]:port for IPv6) connected to every torrent (LAN seed boxes,
+    # tests); checked by `parse_peer` at load.
     static_peers: list[str] = msgspec.field(default_factory=list)
+    # Seconds to wait for a torrent's metadata.
     metadata_timeout: PositiveSeconds = 60 * SECONDS
-    # No peer connected this long after adding a torrent: 504 no_peers.
+    # Seconds: no peer connected this long after adding a torrent: 504 no_peers.
     no_peers_timeout: PositiveSeconds = 30 * SECONDS
-    # After a torrent failed (no metadata, no peers), requests for it get 503 for this long.
-    failure_cooldown: Annotated[float, msgspec.Meta(ge=0)] = 300 * SECONDS
+    # Seconds: after a torrent failed (no metadata, no peers), requests for it get 503.
+    failure_cooldown: Seconds = 300 * SECONDS
+    # Seconds: a torrent with no reader leaves the libtorrent session after this long.
+    idle_timeout: Seconds = 300 * SECONDS
     # Per-torrent transfer limits in bytes/s (0: none), and peer connections per torrent.
-    download_rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 0
-    upload_rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 0
+    download_rate_limit: Bytes = 0
+    upload_rate_limit: Bytes = 0
     max_connections_per_torrent: PositiveInt = 200
     # Torrents in the session at once; a new one past this gets 503 capacity.
     max_active_torrents: PositiveInt = 20
     # Bytes ahead of the reader asked for with deadlines (rqbit: 32 MiB, TorrServer: 16 MiB).
-    readahead_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 16 * MiB
-    # Kept wanted at the end of the file when a stream starts at byte 0: players read the
-    # container index there right away (TorrServer keeps 8 MiB, torrest 10 MiB).
-    tail_pin_bytes: Annotated[int, msgspec.Meta(ge=0)] = 8 * MiB
+    readahead_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB), Unit.SIZE] = 16 * MiB
+    # Bytes kept wanted at the end of the file when a stream starts at byte 0: players read
+    # the container index there right away (TorrServer keeps 8 MiB, torrest 10 MiB).
+    tail_pin_bytes: Bytes = 8 * MiB
     # Bound on bytes waiting between the piece reader and the socket, per stream.
-    buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB)] = 4 * MiB
-    # A piece a reader has waited this long for is asked for afresh (its blocks may be
-    # stuck at a peer that never answered a cancel, e.g. transmission 3.00).
+    buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB), Unit.SIZE] = 4 * MiB
+    # Seconds: a piece a reader has waited this long for is asked for afresh (its blocks may
+    # be stuck at a peer that never answered a cancel, e.g. transmission 3.00).
     piece_kick_after: PositiveSeconds = 3 * SECONDS
-    # A piece that does not arrive for this long ends the response with a logged error.
+    # Seconds: a piece that does not arrive for this long ends the response with an error.
     stall_timeout: PositiveSeconds = 60 * SECONDS
 
 
@@ -123,6 +182,10 @@ class ConfigError(Exception):
     """A configuration value is invalid; the message names the field."""
 
 
+def _invalid(path: str, problem: object) -> ConfigError:
+    return ConfigError(f"invalid config value for {path}: {problem}")
+
+
 # Original (seed) environment names and the fields they set.
 LEGACY_ENV = {
     "TORRENT_DOWNLOAD_PATH": ("cache", "dir"),
@@ -133,8 +196,7 @@ LEGACY_ENV = {
     "STREME_UPNP": ("p2p", "upnp"),
 }
 
-
-# Booleans from the environment: also yes/no and on/off (msgspec knows true/false/1/0).
+# Booleans from the environment (lower-cased before the lookup).
 BOOL_WORDS = {
     "true": True,
     "1": True,
@@ -147,46 +209,130 @@ BOOL_WORDS = {
 }
 
 
-def _fields(struct_type: type[msgspec.Struct]) -> dict[str, Any]:
-    return {f.name: f.type for f in msgspec.structs.fields(struct_type)}
+@functools.cache
+def field_types() -> dict[tuple[str, str], Any]:
+    """(section, field) -> declared type (with `Annotated` extras), for every setting."""
+    return {
+        (section.name, field.name): field.type
+        for section in msgspec.structs.fields(Config)
+        for field in msgspec.structs.fields(section.type)
+    }
 
 
-def _sections() -> dict[str, type[msgspec.Struct]]:
-    return {"http": HTTPConfig, "cache": CacheConfig, "p2p": P2PConfig, "log": LogConfig}
+def _unit_of(field_type: Any) -> Unit | None:
+    if typing.get_origin(field_type) is Annotated:
+        return next((x for x in typing.get_args(field_type)[1:] if isinstance(x, Unit)), None)
+    return None
 
 
-LIST_FIELDS = {("cache", "video_extensions"), ("p2p", "trackers"), ("p2p", "static_peers")}
+def _parse_unit(unit: Unit, text: str) -> Any:
+    if unit is Unit.SIZE:
+        return parse_size(text)
+    if unit is Unit.DURATION:
+        return parse_duration(text)
+    return parse_size_or_percent(text)
 
 
-def _is_list_field(section: str, field: str) -> bool:
-    return (section, field) in LIST_FIELDS
+def _parse_text(field_type: Any, text: str) -> Any:
+    """`text` as a value of `field_type`; raises ValueError."""
+    unit = _unit_of(field_type)
+    if unit is not None:
+        return _parse_unit(unit, text)
+    annotated = typing.get_origin(field_type) is Annotated
+    base = typing.get_args(field_type)[0] if annotated else field_type
+    if base is bool:
+        word = text.strip().lower()
+        if word not in BOOL_WORDS:
+            raise ValueError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+        return BOOL_WORDS[word]
+    if base is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+    if base is float:
+        try:
+            number = float(text.strip())
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is not a number")
+        return number
+    if typing.get_origin(base) is list:
+        (item_type,) = typing.get_args(base)
+        return [_parse_text(item_type, item.strip()) for item in text.split(",") if item.strip()]
+    return text
+
+
+def convert_env_value(section: str, field: str, raw: str) -> Any:
+    """The value of setting `section.field` written as text `raw` (an environment variable),
+    converted by the field's declared type (see the module docstring); raises ConfigError."""
+    try:
+        return _parse_text(field_types()[(section, field)], raw)
+    except ValueError as exc:
+        raise _invalid(f"{section}.{field}", exc) from None
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """Overrides from the environment, as strings (msgspec converts them, lax mode)."""
+    """Overrides from the environment, converted by `convert_env_value`."""
+    names = list(LEGACY_ENV.items())
+    names += [
+        (f"STREME_{section}_{field}".upper(), (section, field)) for section, field in field_types()
+    ]
     out: dict[str, dict[str, Any]] = {}
-    for name, (section, field) in LEGACY_ENV.items():
+    for name, (section, field) in names:  # STREME_<SECTION>_<FIELD> last: it wins
         if name in environ:
-            raw = environ[name]
-            value: Any = raw
-            if _is_list_field(section, field):
-                value = [item.strip() for item in raw.split(",") if item.strip()]
-            elif raw.strip().lower() in BOOL_WORDS:
-                value = BOOL_WORDS[raw.strip().lower()]
-            out.setdefault(section, {})[field] = value
-    for section, struct_type in _sections().items():
-        for field in _fields(struct_type):
-            name = f"STREME_{section}_{field}".upper()
-            if name not in environ:
-                continue
-            raw = environ[name]
-            value = raw
-            if _is_list_field(section, field):
-                value = [item.strip() for item in raw.split(",") if item.strip()]
-            elif raw.strip().lower() in BOOL_WORDS and _fields(struct_type)[field] is bool:
-                value = BOOL_WORDS[raw.strip().lower()]
-            out.setdefault(section, {})[field] = value
+            out.setdefault(section, {})[field] = convert_env_value(section, field, environ[name])
     return out
+
+
+def _parse_units(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `merged` with the text in size, size-or-percent and duration fields parsed
+    (TOML and flags; environment values arrive parsed). Raises ConfigError."""
+    out = dict(merged)
+    for (section, field), field_type in field_types().items():
+        values = out.get(section)
+        unit = _unit_of(field_type)
+        if unit is None or not isinstance(values, Mapping):
+            continue
+        if isinstance(values.get(field), str):
+            try:
+                out[section] = {**values, field: _parse_unit(unit, values[field])}
+            except ValueError as exc:
+                raise _invalid(f"{section}.{field}", exc) from None
+    return out
+
+
+def min_free_bytes(cache: CacheConfig, filesystem_total: int) -> int:
+    """Bytes to keep free on the cache's filesystem, whose total size is `filesystem_total`
+    bytes: `cache.min_free` itself, or its percentage of the total rounded up."""
+    value = cache.min_free
+    if isinstance(value, str):  # "5%" after build_config; any accepted text otherwise
+        value = parse_size_or_percent(value)
+    if isinstance(value, int):
+        return value
+    return math.ceil(parse_percent(value) * filesystem_total / 100)
+
+
+def parse_peer(text: str) -> tuple[str, int]:
+    """(host, port) from `host:port`, `1.2.3.4:6881` or `[::1]:6881`; raises ValueError."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()):
+        raise ValueError(f"{text!r} is not host:port")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not host:port (port must be 1..65535)")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(host[1:-1])), int(port)
+        except ValueError:
+            raise ValueError(f"{text!r} is not host:port ({host} is not an IPv6 address)") from None
+    if not host:
+        raise ValueError(f"{text!r} is not host:port (empty host)")
+    if ":" in host:
+        raise ValueError(f"{text!r} is not host:port (write an IPv6 address as [::1]:6881)")
+    if any(c in host for c in "[] \t"):
+        raise ValueError(f"{text!r} is not host:port (bad host {host!r})")
+    return host, int(port)
 
 
 def toml_overrides(path: str) -> dict[str, Any]:
@@ -225,7 +371,7 @@ def build_config(
     if cli:
         merged = merge(merged, cli)
     try:
-        config = msgspec.convert(merged, Config, strict=False)
+        config = msgspec.convert(_parse_units(merged), Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
     _check_consistency(config)
@@ -237,21 +383,23 @@ def _describe(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     message, sep, where = text.rpartition(" - at `")
     if sep:
-        field = where.rstrip("`").removeprefix("$.")
-        return f"invalid config value for {field}: {message}"
+        return str(_invalid(where.rstrip("`").removeprefix("$."), message))
     return f"invalid config: {text}"
 
 
 def _check_consistency(config: Config) -> None:
     http = config.http
     if http.write_buffer_low > http.write_buffer_high:
-        raise ConfigError(
-            "invalid config value for http.write_buffer_low: must not exceed "
-            f"http.write_buffer_high ({http.write_buffer_low} > {http.write_buffer_high})"
+        raise _invalid(
+            "http.write_buffer_low",
+            "must not exceed http.write_buffer_high "
+            f"({http.write_buffer_low} > {http.write_buffer_high})",
         )
     for ext in config.cache.video_extensions:
         if not ext.startswith(".") or len(ext) < 2 or "/" in ext:
-            raise ConfigError(
-                f"invalid config value for cache.video_extensions: {ext!r} is not an extension "
-                "like '.mp4'"
-            )
+            raise _invalid("cache.video_extensions", f"{ext!r} is not an extension like '.mp4'")
+    for i, peer in enumerate(config.p2p.static_peers):
+        try:
+            parse_peer(peer)
+        except ValueError as exc:
+            raise _invalid(f"p2p.static_peers[{i}]", exc) from None

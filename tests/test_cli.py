@@ -12,6 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from streme.cli import build_parser, cli_overrides, main
+from streme.config import build_config
 from tests.conftest import INFOHASH, write_video
 
 STREME = [sys.executable, "-m", "streme"]
@@ -40,10 +44,22 @@ def test_help_documents_every_flag() -> None:
         "--log-level",
         "--access-log",
         "--no-zero-copy",
+        "--cache-max-size",
+        "--cache-min-free",
     ):
         assert flag in out.stdout
     assert "STREME_" in out.stdout
     assert "TORRENT_DOWNLOAD_PATH" in out.stdout
+    for name in (
+        "CACHE_CLEANUP_INTERVAL",
+        "STREME_CACHE_MAX_SIZE",
+        "STREME_CACHE_MIN_FREE",
+        "STREME_CACHE_CLEANUP_INTERVAL",
+        "STREME_CACHE_INCOMPLETE_MAX_AGE",
+        "STREME_CACHE_EVICT_HAND_PLACED",
+        "STREME_P2P_IDLE_TIMEOUT",
+    ):
+        assert name in out.stdout
     top = run("--help")
     assert top.returncode == 0
     assert "serve" in top.stdout
@@ -61,6 +77,46 @@ def test_bad_values_exit_2_and_name_the_field(tmp_path: Path) -> None:
     out = run("serve", "--config", str(bad))
     assert out.returncode == 2
     assert "cache.min_size" in out.stderr
+
+
+def test_bad_static_peer_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STREME_P2P_STATIC_PEERS", "127.0.0.1:6881,nonsense")
+    assert main(["serve", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "p2p.static_peers" in err
+    assert "nonsense" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "field"),
+    [
+        ("--cache-max-size", "lots", "cache.max_size"),
+        ("--cache-max-size", "-1GiB", "cache.max_size"),
+        ("--cache-min-free", "150%", "cache.min_free"),
+        ("--cache-min-free", "some", "cache.min_free"),
+    ],
+)
+def test_bad_cache_flags_exit_2(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str, field: str
+) -> None:
+    assert main(["serve", f"{flag}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert field in err
+    assert value in err
+
+
+def test_cache_flags_set_the_settings() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--cache-max-size", "50GiB", "--cache-min-free", "10%"]
+    )
+    env = {"STREME_CACHE_MAX_SIZE": "1G", "STREME_CACHE_MIN_FREE": "1G"}
+    cache = build_config(environ=env, cli=cli_overrides(args)).cache
+    assert cache.max_size == 50 * 1024**3  # flags beat the environment
+    assert cache.min_free == "10%"
+    args = build_parser().parse_args(["serve", "--cache-min-free", "500MiB"])
+    assert build_config(environ={}, cli=cli_overrides(args)).cache.min_free == 500 * 1024**2
 
 
 def test_serve_stream_and_sigterm(tmp_path: Path) -> None:
