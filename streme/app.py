@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ import uvloop
 
 from streme import __version__
 from streme.cache.index import CacheIndex
+from streme.cache.records import Origin, RecordStore, UsageRecorder
+from streme.cache.sweep import CacheSweeper
 from streme.config import Config
 from streme.handlers import StreamHandlers, build_router
 from streme.http.server import HTTPServer
@@ -35,6 +38,7 @@ class App:
             min_size=config.cache.min_size,
         )
         self.cache_root = os.path.abspath(config.cache.dir)
+        self.recorder = UsageRecorder(RecordStore(self.cache_root))
         self.engine: Engine | None = None
         on_miss = None
         if config.p2p.enabled:
@@ -42,30 +46,82 @@ class App:
             from streme.p2phandler import stream_from_swarm
             from streme.torrent.engine import Engine
 
-            self.engine = Engine(config.p2p, self.cache_root)
+            self.engine = Engine(
+                config.p2p,
+                self.cache_root,
+                on_published=self._published,
+                make_room=self._make_room,
+            )
             exts = config.cache.video_extensions
             on_miss = partial(stream_from_swarm, self.engine, config.p2p, exts)
-        self.handlers = StreamHandlers(self.index, on_miss)
+        self.handlers = StreamHandlers(self.index, on_miss, self.recorder)
+        self.sweeper = CacheSweeper(
+            self.cache_root,
+            config.cache,
+            self.recorder,
+            in_use=self._in_use,
+            release_idle=self.engine.release_idle if self.engine is not None else None,
+        )
         self.server = HTTPServer(config.http, build_router(self.handlers))
+        self._background: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.index.start(loop)
         try:
+            os.makedirs(self.cache_root, exist_ok=True)
+            await self.recorder.start()
             if self.engine is not None:
                 self.engine.start(loop)
+            self.sweeper.start()
             await self.server.start()
         except BaseException:
-            self.index.close()
-            if self.engine is not None:
-                await self.engine.stop()
+            await self._stop_parts()
             raise
 
     async def stop(self) -> None:
         await self.server.shutdown()
+        await self._stop_parts()
+
+    async def _stop_parts(self) -> None:
+        await self.sweeper.stop()
+        for task in list(self._background):
+            task.cancel()
         if self.engine is not None:
             await self.engine.stop()
+        await self.recorder.stop()
         self.index.close()
+
+    def _in_use(self) -> set[str]:
+        """Titles that must not be evicted now: served from the cache, or held by P2P."""
+        held = self.engine.in_use() if self.engine is not None else set()
+        return held | set(self.handlers.serving)
+
+    async def _make_room(self) -> int:
+        return await self.sweeper.make_room()
+
+    def _published(self, infohash: str) -> None:
+        """A download landed in the cache: record it, and keep the cache under its cap."""
+        assert self.engine is not None
+        found = self.engine.torrent_snapshot(infohash)
+        name = found.name if found is not None else ""
+        added = time.time()
+
+        async def record() -> None:
+            try:
+                await self.recorder.run(
+                    lambda store: store.upsert_title(
+                        infohash, name=name, bytes=0, origin=Origin.DOWNLOADED, added=added
+                    )
+                )
+                if self.config.cache.max_size:
+                    await self.sweeper.sweep("download finished")
+            except Exception:
+                log.exception("could not record the download of %s", infohash)
+
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 async def serve(config: Config) -> int:

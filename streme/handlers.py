@@ -14,6 +14,7 @@ from typing import Any
 
 from streme.cache.index import CacheIndex, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
+from streme.cache.records import UsageRecorder
 from streme.http.fileresponse import file_response
 from streme.http.messages import Handler, Request, Response, error_response, json_response
 from streme.http.routing import Router
@@ -46,9 +47,45 @@ def parse_file_index(query: dict[str, str]) -> int | None:
 
 
 class StreamHandlers:
-    def __init__(self, index: CacheIndex, on_miss: MissHandler | None = None) -> None:
+    def __init__(
+        self,
+        index: CacheIndex,
+        on_miss: MissHandler | None = None,
+        recorder: UsageRecorder | None = None,
+    ) -> None:
         self.index = index
         self.on_miss = on_miss
+        self.recorder = recorder
+        self.serving: dict[str, int] = {}  # infohash -> cache-hit responses in flight
+
+    def _served(self, request: Request, infohash: str, response: Response) -> None:
+        """Count a GET that sends content in the usage records (batched, no I/O here)."""
+        if self.recorder is None or request.method != "GET" or response.status not in (200, 206):
+            return
+        self.recorder.served(infohash, response.content_length)
+
+    def _serve_until_released(
+        self, infohash: str, release: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Hold `infohash` in `serving` (never evicted) until the response lets go."""
+        self.serving[infohash] = self.serving.get(infohash, 0) + 1
+
+        def released() -> None:
+            release()
+            left = self.serving[infohash] - 1
+            if left:
+                self.serving[infohash] = left
+            else:
+                del self.serving[infohash]
+
+        return released
+
+    async def _from_swarm(
+        self, on_miss: MissHandler, request: Request, infohash: str, file_index: int | None
+    ) -> Response:
+        response = await on_miss(request, infohash, file_index)
+        self._served(request, infohash, response)
+        return response
 
     def health(self, request: Request, params: dict[str, str]) -> Response:
         return json_response(200, {"status": "ok"})
@@ -72,19 +109,21 @@ class StreamHandlers:
             assert cached is not None
             log.info("Found cached video file for %s", infohash)
             log.info("Using cached file for %s - no P2P needed", infohash)
-            return file_response(
+            response = file_response(
                 request,
                 fd=cached.fd,
                 size=cached.size,
                 mtime_ns=cached.mtime_ns,
                 content_type=cached.content_type,
-                release=cached.release,
+                release=self._serve_until_released(infohash, cached.release),
             )
+            self._served(request, infohash, response)
+            return response
         if result.status is LookupStatus.FILE_NOT_FOUND:
             return error_response(404, "file_not_found", result.detail)
         log.info("No cached file found for infoHash: %s", infohash)
         if self.on_miss is not None:
-            return self.on_miss(request, infohash, file_index)
+            return self._from_swarm(self.on_miss, request, infohash, file_index)
         message = (
             f"{infohash} is not in the cache and P2P is disabled "
             "(p2p.enabled, STREME_P2P_ENABLED=1)"

@@ -32,6 +32,7 @@ STATUS_FOR_CODE = {
     "cooldown": 503,
     "capacity": 503,
     "shutting_down": 503,
+    "disk_full": 507,
 }
 
 

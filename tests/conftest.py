@@ -55,7 +55,14 @@ class RunningServer:
         return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout=10)
 
     def task_count(self) -> int:
-        return self.call(lambda: len(asyncio.all_tasks(self.loop)) - 1)  # minus the runner
+        """Tasks on the server loop, minus the runner and the app's long-lived services
+        (named `service:...`: the cache sweep, the records' flush)."""
+
+        def count() -> int:
+            tasks = asyncio.all_tasks(self.loop)
+            return sum(1 for t in tasks if not t.get_name().startswith("service:")) - 1
+
+        return self.call(count)
 
     def connection_count(self) -> int:
         return self.call(lambda: self.app.server.connection_count)

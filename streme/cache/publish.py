@@ -5,7 +5,9 @@ which the cache index never serves. When files are complete and flushed, `publis
 writes the metadata as `<cache>/<infohash>.torrent` (through a temporary name and a
 rename) and hard-links each finished file into `<cache>/<infohash>/<its path>` under a
 temporary dot-name, renamed into place: a reader of the cache sees the whole file or
-nothing, and the next request for it is a cache hit with no P2P. Linking, not moving:
+nothing, and the next request for it is a cache hit with no P2P. A marker
+(`.streme/downloaded/<infohash>`) says streme downloaded the title, so it may be evicted
+even if the usage records are lost. Linking, not moving:
 libtorrent keeps its storage under readers that are still streaming it.
 """
 
@@ -15,6 +17,8 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+
+from streme.cache.usage import mark_downloaded
 
 log = logging.getLogger("streme.cache")
 
@@ -33,6 +37,7 @@ def publish(
 ) -> list[int]:
     """Link the finished `files` (index, path relative to the download directory) into
     the cache; return the indices now published (a file that fails is logged, skipped)."""
+    mark_downloaded(cache_root, infohash)  # the sweep may evict it; hand-placed files stay
     final = os.path.join(cache_root, f"{infohash}.torrent")
     if not os.path.exists(final):
         tmp = os.path.join(incomplete_root(cache_root), f".{infohash}.{time.time_ns()}")

@@ -290,7 +290,7 @@ class UsageRecorder:
             self._executor = None
             raise
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._flush_periodically(), name="streme-records-flush")
+        self._task = loop.create_task(self._flush_periodically(), name="service:records-flush")
 
     @property
     def store_rebuilt(self) -> bool:
@@ -346,7 +346,8 @@ class UsageRecorder:
         stopping = self._stopping
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):  # no extra task, unlike wait_for
+                    await stopping.wait()
             if stopping.is_set():
                 return  # stop() flushes; leaving here never interrupts a flush midway
             try:

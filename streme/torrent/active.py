@@ -39,6 +39,8 @@ class ActiveTorrent:
     handle: lt.torrent_handle
     # Called when a file becomes wanted while no peer is connected: find them again.
     find_peers: Callable[[ActiveTorrent], None]
+    # Called when the number of readers changes (the engine's idle timer).
+    readers_changed: Callable[[ActiveTorrent], None]
     meta: TorrentMeta | None = None
     layout: Layout | None = None
     spans: list[FileSpan] = field(default_factory=list)  # by user-visible file index
@@ -48,12 +50,27 @@ class ActiveTorrent:
     published: set[int] = field(default_factory=set)
     flushing: bool = False
     active_readers: int = 0
+    # Loop time of the last request for this torrent (a HEAD counts): idle is measured from it.
+    last_request: float = 0.0
+    idle_timer: asyncio.TimerHandle | None = None
     # Buffer statistics of the last finished readers (tests and diagnostics).
     reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))
     _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
     _book: DeadlineBook = field(default_factory=DeadlineBook)
     _late: dict[int, int] = field(default_factory=dict)  # piece -> bytes at the last kick
     _reconnected_at: float = float("-inf")
+
+    def reader_opened(self) -> None:
+        """A response will read this torrent: it must not leave the session until
+        `reader_closed` (called exactly once, whether or not the body was sent)."""
+        self.active_readers += 1
+        self.readers_changed(self)
+
+    def reader_closed(self, stats: BufferStats | None) -> None:
+        self.active_readers -= 1
+        if stats is not None:
+            self.reader_stats.append(stats)
+        self.readers_changed(self)
 
     def want_file(self, index: int) -> None:
         """Download file `index`. Every file starts at priority 0 (the torrent is added
@@ -122,9 +139,9 @@ class ActiveTorrent:
         if not waiting - requested:
             return
         self.handle.clear_piece_deadlines()
-        self._reassert()
+        self.reassert()
 
-    def _reassert(self) -> None:
+    def reassert(self) -> None:
         """Give libtorrent every deadline the readers hold again, and ask for every
         piece a reader waits for (after deadlines were cleared or peers reconnected)."""
         for piece, ms in self._book.items():
@@ -162,7 +179,7 @@ class ActiveTorrent:
         )
         self.handle.pause()
         self.handle.resume()
-        self._reassert()
+        self.reassert()
 
     def _piece_progress(self, piece: int) -> int:
         """Bytes of `piece` received, from libtorrent's download queue."""

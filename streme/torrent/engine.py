@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
-from dataclasses import dataclass
+import shutil
+from collections.abc import Awaitable, Callable
 
 import libtorrent as lt
 
 from streme.cache.publish import download_dir, incomplete_root, publish
 from streme.cache.torrentmeta import parse_torrent
-from streme.config import P2PConfig
+from streme.config import P2PConfig, parse_peer
 from streme.torrent.active import ActiveTorrent
-from streme.torrent.buffer import BufferStats
 from streme.torrent.errors import (
     AtCapacity,
     CoolingDown,
+    DiskFull,
     MetadataTimeout,
     NoPeers,
     P2PError,
@@ -43,44 +45,30 @@ from streme.torrent.errors import (
 from streme.torrent.pieces import FileSpan, Layout
 from streme.torrent.resume import delete_resume, read_resume, write_resume
 from streme.torrent.session import TorrentSession
+from streme.torrent.snapshot import TorrentSnapshot, describe
 
 log = logging.getLogger("streme.p2p")
 
 
-def static_peers(texts: list[str]) -> list[tuple[str, int]]:
-    """The `host:port` entries that parse (the rest are ignored)."""
-    peers = []
-    for text in texts:
-        host, sep, port = text.rpartition(":")
-        if sep and port.isdigit():
-            peers.append((host.strip("[]"), int(port)))
-    return peers
-
-
-@dataclass(frozen=True, slots=True)
-class TorrentSnapshot:
-    """One torrent in the session, as the engine sees it now."""
-
-    infohash: str
-    name: str
-    state: str  # "metadata", "downloading", "complete" (every wanted file published)
-    readers: int
-    wanted_files: tuple[int, ...]
-    published_files: tuple[int, ...]
-    progress: float  # of the wanted files, 0..1 (0 before any file is wanted)
-    total_done: int  # verified bytes on disk, all files
-    downloaded: int  # payload bytes downloaded since the torrent was added
-    uploaded: int
-    download_rate: int
-    upload_rate: int
-    peers: int
-    pending_deadlines: int
-    reader_stats: tuple[BufferStats, ...]
+# How long a removal may take before a re-add of the same torrent goes ahead anyway.
+REMOVAL_WAIT = 10.0
 
 
 class Engine:
-    def __init__(self, config: P2PConfig, cache_root: str) -> None:
+    """The session's torrents. `on_published(infohash)` is told when files land in the
+    cache; `make_room()` is awaited when the disk is full and returns the bytes it freed."""
+
+    def __init__(
+        self,
+        config: P2PConfig,
+        cache_root: str,
+        *,
+        on_published: Callable[[str], None] | None = None,
+        make_room: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
         self.config = config
+        self._on_published = on_published
+        self._make_room = make_room
         self.cache_root = os.path.abspath(cache_root)
         self.incomplete_root = incomplete_root(self.cache_root)
         self._session = TorrentSession(config, self._handle)
@@ -89,8 +77,12 @@ class Engine:
         self._adding: dict[str, asyncio.Task[ActiveTorrent]] = {}
         self._failed_at: dict[str, float] = {}  # infohash -> loop time of the last failure
         self._resume_waiting: dict[str, asyncio.Future[None]] = {}
+        self._leaving: dict[str, asyncio.Task[None]] = {}
+        self._removed: dict[str, asyncio.Future[None]] = {}  # removal asked, alert awaited
+        self._recovering: set[str] = set()  # torrents waiting for a disk-full sweep
+        self._recoveries: set[asyncio.Task[None]] = set()
         self._next_reader = 0
-        self._static_peers = static_peers(config.static_peers)
+        self._static_peers = [parse_peer(p) for p in config.static_peers]  # checked at load
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -103,6 +95,11 @@ class Engine:
             return
         for task in self._adding.values():
             task.cancel()
+        for active in self._torrents.values():
+            if active.idle_timer is not None:
+                active.idle_timer.cancel()
+        if self._leaving:
+            await asyncio.wait(list(self._leaving.values()), timeout=REMOVAL_WAIT)
         await self._save_resume_data(list(self._torrents.values()))
         for torrent in self._torrents.values():
             torrent.fail_waiters(ShuttingDown("the server is shutting down"))
@@ -147,32 +144,59 @@ class Engine:
         """The torrent with its metadata, added once however many requests ask.
 
         Nothing is downloaded until a reader calls `want_file`, so a HEAD costs only
-        the metadata.
+        the metadata. A torrent that is leaving the session (or just left) is added
+        again once libtorrent has let go of it: the caller never gets a removed handle.
         """
-        active = self._torrents.get(infohash)
-        if active is None:
-            self._check_admission(infohash)
-            task = self._adding.get(infohash)
-            if task is None:
-                task = asyncio.get_running_loop().create_task(self._add(infohash))
-                self._adding[infohash] = task
-                task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
-            active = await asyncio.shield(task)
-        if not active.metadata_ready.is_set():
-            try:
-                await asyncio.wait_for(active.metadata_ready.wait(), self.config.metadata_timeout)
-            except TimeoutError:
-                self._fail(
-                    active,
-                    MetadataTimeout(
-                        f"no metadata for {infohash} within {self.config.metadata_timeout:g} s"
-                    ),
-                )
-        if active.failed is not None:
-            raise active.failed
-        return active
+        assert self._loop is not None
+        while True:
+            await self._settled(infohash)
+            active = self._torrents.get(infohash)
+            if active is None:
+                self._check_admission(infohash)
+                task = self._adding.get(infohash)
+                if task is None:
+                    task = self._loop.create_task(self._add(infohash))
+                    self._adding[infohash] = task
+                    task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
+                active = await asyncio.shield(task)
+            active.last_request = self._loop.time()
+            if not active.metadata_ready.is_set():
+                try:
+                    await asyncio.wait_for(
+                        active.metadata_ready.wait(), self.config.metadata_timeout
+                    )
+                except TimeoutError:
+                    self._fail(
+                        active,
+                        MetadataTimeout(
+                            f"no metadata for {infohash} within {self.config.metadata_timeout:g} s"
+                        ),
+                    )
+            if active.failed is not None:
+                raise active.failed
+            if self._torrents.get(infohash) is active:
+                active.last_request = self._loop.time()
+                return active
+            # It left the session while we waited for its metadata: add it again.
+
+    async def _settled(self, infohash: str) -> None:
+        """Wait until `infohash` is neither leaving nor being removed by libtorrent."""
+        while True:
+            leaving = self._leaving.get(infohash)
+            if leaving is not None:
+                await asyncio.shield(leaving)
+                continue
+            removed = self._removed.get(infohash)
+            if removed is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(removed), REMOVAL_WAIT)
+                self._removed.pop(infohash, None)
+                continue
+            return
 
     def _check_admission(self, infohash: str) -> None:
+        """Cooldown after a failure; `max_active_torrents` counts torrents in use (readers,
+        or metadata awaited): an idle one leaves at once to make room for a new one."""
         assert self._loop is not None
         failed_at = self._failed_at.get(infohash)
         if failed_at is not None:
@@ -182,23 +206,37 @@ class Engine:
                     f"{infohash} failed recently; retry in {left:.0f} s", retry_after=int(left) + 1
                 )
             del self._failed_at[infohash]
-        if infohash not in self._adding and len(self._torrents) >= self.config.max_active_torrents:
+        if infohash in self._adding or len(self._torrents) < self.config.max_active_torrents:
+            return
+        idle = [t for t in self._torrents.values() if is_idle(t)]
+        if not idle:
             raise AtCapacity(
-                f"{len(self._torrents)} torrents are active (p2p.max_active_torrents); try later"
+                f"{len(self._torrents)} torrents are in use (p2p.max_active_torrents); try later"
             )
+        self._start_leaving(min(idle, key=lambda t: t.last_request), "room for another torrent")
 
-    def _fail(self, active: ActiveTorrent, error: P2PError) -> None:
+    def _fail(self, active: ActiveTorrent, error: P2PError, *, cooldown: bool = True) -> None:
         """Give up on a torrent: wake its waiters, drop it, and start its cooldown."""
         if active.failed is not None:
             return
         active.failed = error
         active.metadata_ready.set()
         active.fail_waiters(error)
+        if active.idle_timer is not None:
+            active.idle_timer.cancel()
         if self._torrents.get(active.infohash) is active:
             del self._torrents[active.infohash]
-            self._session.remove(active.handle)
+            self._remove(active)
+        if cooldown:
+            assert self._loop is not None
+            self._failed_at[active.infohash] = self._loop.time()
+
+    def _remove(self, active: ActiveTorrent) -> asyncio.Future[None]:
+        """Ask libtorrent to remove the torrent; the future is done at its alert."""
         assert self._loop is not None
-        self._failed_at[active.infohash] = self._loop.time()
+        removed = self._removed[active.infohash] = self._loop.create_future()
+        self._session.remove(active.handle)
+        return removed
 
     def _check_peers(self, active: ActiveTorrent) -> None:
         if active.failed is not None or active.metadata_ready.is_set():
@@ -252,8 +290,10 @@ class Engine:
     async def _add(self, infohash: str) -> ActiveTorrent:
         log.info("Attempting P2P stream for hash: %s", infohash)
         handle = self._session.add(self._params_for(infohash))
-        active = ActiveTorrent(infohash, handle, self.find_peers)
+        active = ActiveTorrent(infohash, handle, self.find_peers, self._readers_changed)
         self._torrents[infohash] = active
+        active.last_request = self._loop.time() if self._loop is not None else 0.0
+        self._readers_changed(active)  # no reader yet: the idle clock starts
         assert self._loop is not None
         self._loop.call_later(self.config.no_peers_timeout, self._check_peers, active)
         if handle.status().has_metadata:
@@ -274,48 +314,124 @@ class Engine:
         active.spans = [FileSpan(storage.file_offset(f.raw_index), f.length) for f in meta.files]
         active.metadata_ready.set()
 
+    # -- leaving the session ---------------------------------------------------------------
+    def _readers_changed(self, active: ActiveTorrent) -> None:
+        """Start the idle clock when the last reader leaves; stop it when one comes."""
+        if active.idle_timer is not None:
+            active.idle_timer.cancel()
+            active.idle_timer = None
+        if active.active_readers == 0 and self._loop is not None and active.failed is None:
+            active.idle_timer = self._loop.call_later(
+                self.config.idle_timeout, self._idle_expired, active
+            )
+
+    def _idle_expired(self, active: ActiveTorrent) -> None:
+        assert self._loop is not None
+        active.idle_timer = None
+        if self._torrents.get(active.infohash) is not active or not is_idle(active):
+            return
+        left = active.last_request + self.config.idle_timeout - self._loop.time()
+        if left > 0:  # asked for again meanwhile (a HEAD, say): wait out the rest
+            active.idle_timer = self._loop.call_later(left, self._idle_expired, active)
+            return
+        self._start_leaving(active, f"no reader for {self.config.idle_timeout:g} s")
+
+    def _start_leaving(self, active: ActiveTorrent, why: str) -> asyncio.Task[None]:
+        """Take the torrent out of the session now (new requests add it afresh)."""
+        assert self._loop is not None
+        if active.idle_timer is not None:
+            active.idle_timer.cancel()
+            active.idle_timer = None
+        del self._torrents[active.infohash]
+        task = self._loop.create_task(self._leave(active, why))
+        self._leaving[active.infohash] = task
+        task.add_done_callback(lambda _t: self._leaving.pop(active.infohash, None))
+        return task
+
+    async def _leave(self, active: ActiveTorrent, why: str) -> None:
+        """Unfinished: resume data saved, data kept, so a later request resumes. Finished
+        (every wanted file published): the download directory goes, the cache keeps its
+        links to the files."""
+        infohash = active.infohash
+        unfinished = bool(active.meta) and bool(active.wanted_files - active.published)
+        if unfinished:
+            await self._save_resume_data([active])
+        removed = self._remove(active)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(removed), REMOVAL_WAIT)
+        self._removed.pop(infohash, None)
+        if unfinished:
+            log.info("%s left the session (%s); resume data saved", infohash, why)
+            return
+        await asyncio.to_thread(self._delete_download, infohash)
+        log.info("%s left the session (%s)", infohash, why)
+
+    def _delete_download(self, infohash: str) -> None:
+        shutil.rmtree(download_dir(self.cache_root, infohash), ignore_errors=True)
+        delete_resume(self.incomplete_root, infohash)
+
+    async def release_idle(self) -> int:
+        """Make every torrent nobody reads leave now (disk pressure); how many left."""
+        idle = [t for t in self._torrents.values() if is_idle(t)]
+        tasks = [self._start_leaving(t, "the disk needs room") for t in idle]
+        if tasks:
+            await asyncio.wait(tasks, timeout=2 * REMOVAL_WAIT)
+        return len(tasks)
+
+    def in_use(self) -> set[str]:
+        """Infohashes whose data libtorrent holds (in the session, or on their way out)."""
+        return set(self._torrents) | set(self._leaving) | set(self._removed) | set(self._adding)
+
+    # -- a full disk -----------------------------------------------------------------------
+    def _on_file_error(self, active: ActiveTorrent, error: int, message: str) -> None:
+        if error != errno.ENOSPC:
+            log.warning("libtorrent: %s", message)
+            return
+        if active.infohash in self._recovering or self._loop is None:
+            return
+        log.warning("disk full while downloading %s: sweeping the cache", active.infohash)
+        self._recovering.add(active.infohash)
+        task = self._loop.create_task(self._recover_space(active))
+        self._recoveries.add(task)
+        task.add_done_callback(self._recoveries.discard)
+
+    async def _recover_space(self, active: ActiveTorrent) -> None:
+        """Sweep; resume the torrent if room was freed, otherwise fail it cleanly (its
+        readers' responses end short, nothing is published) and drop what it wrote."""
+        try:
+            freed = await self._make_room() if self._make_room is not None else 0
+        finally:
+            self._recovering.discard(active.infohash)
+        if self._torrents.get(active.infohash) is not active:
+            return
+        if freed > 0:
+            log.info("freed %d bytes: resuming %s", freed, active.infohash)
+            active.handle.clear_error()
+            active.handle.resume()
+            active.reassert()
+            return
+        log.error(
+            "disk full: %s cannot be downloaded; nothing more could be evicted", active.infohash
+        )
+        self._fail(
+            active,
+            DiskFull(f"the cache's disk is full; {active.infohash} was not downloaded"),
+            cooldown=False,
+        )
+        removed = self._removed.get(active.infohash)
+        if removed is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(removed), REMOVAL_WAIT)
+        await asyncio.to_thread(self._delete_download, active.infohash)
+
     # -- snapshot ------------------------------------------------------------------------
     def snapshot(self) -> list[TorrentSnapshot]:
         """Every torrent in the session (one `status()` call each: ~50-80 µs)."""
-        return [self._describe(active) for active in self._torrents.values()]
+        return [describe(active) for active in self._torrents.values()]
 
     def torrent_snapshot(self, infohash: str) -> TorrentSnapshot | None:
         active = self._torrents.get(infohash)
-        return None if active is None else self._describe(active)
-
-    @staticmethod
-    def _describe(active: ActiveTorrent) -> TorrentSnapshot:
-        status = active.handle.status()
-        meta = active.meta
-        if meta is None:
-            state, progress = "metadata", 0.0
-        else:
-            wanted = [meta.files[i] for i in sorted(active.wanted_files)]
-            total = sum(f.length for f in wanted)
-            done = 0
-            if wanted:
-                file_progress = active.handle.file_progress()
-                done = sum(file_progress[f.raw_index] for f in wanted)
-            progress = done / total if total else 0.0
-            complete = bool(wanted) and not active.wanted_files - active.published
-            state = "complete" if complete else "downloading"
-        return TorrentSnapshot(
-            infohash=active.infohash,
-            name=meta.name if meta is not None else "",
-            state=state,
-            readers=active.active_readers,
-            wanted_files=tuple(sorted(active.wanted_files)),
-            published_files=tuple(sorted(active.published)),
-            progress=progress,
-            total_done=int(status.total_done),
-            downloaded=int(status.total_payload_download),
-            uploaded=int(status.total_payload_upload),
-            download_rate=int(status.download_payload_rate),
-            upload_rate=int(status.upload_payload_rate),
-            peers=int(status.num_peers),
-            pending_deadlines=active.pending_deadlines,
-            reader_stats=tuple(active.reader_stats),
-        )
+        return None if active is None else describe(active)
 
     # -- alerts --------------------------------------------------------------------------
     def _handle(self, alert: lt.alert) -> None:
@@ -342,9 +458,15 @@ class Engine:
             active = self._active_for(alert)
             if active is not None:
                 self._on_resume_data(active.infohash, alert.params)
-        elif isinstance(
-            alert, lt.save_resume_data_failed_alert | lt.torrent_error_alert | lt.file_error_alert
-        ):
+        elif isinstance(alert, lt.torrent_removed_alert):
+            removed = self._removed.get(str(alert.info_hashes.v1))
+            if removed is not None and not removed.done():
+                removed.set_result(None)
+        elif isinstance(alert, lt.file_error_alert):
+            active = self._active_for(alert)
+            if active is not None:
+                self._on_file_error(active, alert.error.value(), alert.message())
+        elif isinstance(alert, lt.save_resume_data_failed_alert | lt.torrent_error_alert):
             log.warning("libtorrent: %s", alert.message())
 
     def _active_for(self, alert: lt.torrent_alert) -> ActiveTorrent | None:
@@ -383,3 +505,8 @@ class Engine:
         )
         if not active.wanted_files - active.published:
             delete_resume(self.incomplete_root, active.infohash)
+
+
+def is_idle(active: ActiveTorrent) -> bool:
+    """No reader, metadata in hand, not failed: nothing would notice it leave."""
+    return active.active_readers == 0 and active.metadata_ready.is_set() and active.failed is None

@@ -35,3 +35,7 @@ class AtCapacity(P2PError):
 
 class ShuttingDown(P2PError):
     code = "shutting_down"
+
+
+class DiskFull(P2PError):
+    code = "disk_full"

@@ -62,13 +62,13 @@ class RangeReader:
         self._buffer = ByteBuffer(max(config.buffer_bytes // 2, config.buffer_bytes - prefetched))
         self._task: asyncio.Task[None] | None = None
         self._done = False
+        torrent.reader_opened()
 
     def statistics(self) -> BufferStats:
         return self._buffer.statistics()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if self._task is None:
-            self._torrent.active_readers += 1
             self._task = asyncio.get_running_loop().create_task(self._produce())
         while (chunk := await self._buffer.get()) is not None:
             yield chunk
@@ -161,6 +161,5 @@ class RangeReader:
         self._buffer.abort(ConnectionAbortedError("the client went away"))
         if self._task is not None:
             self._task.cancel()
-            self._torrent.active_readers -= 1
-            self._torrent.reader_stats.append(stats)
         self._torrent.withdraw(self._reader_id)
+        self._torrent.reader_closed(stats if self._task is not None else None)

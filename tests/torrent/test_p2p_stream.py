@@ -272,11 +272,26 @@ def test_no_peers_then_cooldown(make_server: Callable[..., RunningServer], seede
     assert 0 < int(headers["retry-after"]) <= 60
 
 
-def test_capacity(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
-    server = make_server(p2p=p2p_settings(seeder, max_active_torrents=1))
-    assert fetch(server, f"/stream/proxy/{seeder.infohash}", method="HEAD")[0] == 200
+def test_capacity_counts_torrents_in_use(
+    make_server: Callable[..., RunningServer], seeder: Seeder
+) -> None:
+    """`max_active_torrents` counts torrents with a reader: one nobody reads makes room."""
+    settings = p2p_settings(seeder, max_active_torrents=1, metadata_timeout=1)
+    server = make_server(p2p=settings, write_timeout=30)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024)
+    sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")  # a reader holds the only slot
     status, _, body = fetch(server, f"/stream/proxy/{'ef' * 20}")
     assert (status, json.loads(body)["error"]) == (503, "capacity")
+    sock.close()
+    assert wait_until(lambda: snapshot(server, seeder.infohash).readers == 0)
+    # Now idle: it leaves for the newcomer (which has no peers: metadata times out).
+    status, _, body = fetch(server, f"/stream/proxy/{'ef' * 20}")
+    assert (status, json.loads(body)["error"]) == (504, "metadata_timeout")
+    engine = server.app.engine
+    assert engine is not None
+    assert seeder.infohash not in {t.infohash for t in server.call(engine.snapshot)}
 
 
 def test_restart_mid_download_resumes(

@@ -1,0 +1,210 @@
+"""The cache's lifecycle: records kept in step with the disk, and eviction when it is full.
+
+How this works: a sweep (every `cache.cleanup_interval`, at once when a download needs
+room, and every few seconds when free space falls under `cache.min_free`) does, under
+one lock:
+1. flush the usage records batched by the request path, scan the cache directory
+   (`usage.scan_titles`, in a thread) and the filesystem's free space;
+2. reconcile the records with the disk: a title found without a record is added (origin
+   "downloaded" if streme's marker says so or it is only a partial download, else
+   "hand_placed"), sizes are updated, records of titles gone from disk are dropped
+   (pinned ones stay: a pin may come before the download);
+3. ask the pure policy (`evict.plan_evictions`) what to evict, given what is in use
+   right now (being served from the cache, or held by the P2P engine), and delete each
+   title whole (`usage.remove_title`: unlink only, so a response in flight finishes
+   byte-exact), logging one line per eviction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from streme.cache.evict import Candidate, Limits, Plan, plan_evictions
+from streme.cache.records import Origin, RecordStore, TitleRecord, UsageRecorder
+from streme.cache.usage import TitleOnDisk, filesystem_space, remove_title, scan_titles
+from streme.config import CacheConfig, min_free_bytes
+
+log = logging.getLogger("streme.cache")
+
+# Seconds between two free-space checks (one statvfs in a thread).
+PRESSURE_CHECK_INTERVAL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    freed: int
+    evicted: tuple[str, ...]
+    usage: int  # bytes of every title after the sweep
+    free: int  # bytes free on the filesystem after the sweep
+    satisfied: bool  # under the size cap and over min_free
+
+
+class CacheSweeper:
+    def __init__(
+        self,
+        root: str,
+        config: CacheConfig,
+        recorder: UsageRecorder,
+        *,
+        in_use: Callable[[], set[str]],
+        release_idle: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
+        self.root = root
+        self.config = config
+        self.recorder = recorder
+        self._in_use = in_use
+        self._release_idle = release_idle
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last: SweepResult | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(
+                self._every(self.config.cleanup_interval, "interval", first=0.0),
+                name="service:cache-sweep",
+            ),
+            loop.create_task(self._watch_free_space(), name="service:free-space"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _every(self, interval: float, why: str, first: float) -> None:
+        await asyncio.sleep(first)
+        while True:
+            try:
+                await self.sweep(why)
+            except Exception:
+                log.exception("cache sweep failed")
+            await asyncio.sleep(interval)
+
+    async def _watch_free_space(self) -> None:
+        while True:
+            await asyncio.sleep(PRESSURE_CHECK_INTERVAL)
+            try:
+                total, free = await asyncio.to_thread(filesystem_space, self.root)
+                if free < min_free_bytes(self.config, total) and not self._lock.locked():
+                    await self.make_room()
+            except Exception:
+                log.exception("free-space check failed")
+
+    async def make_room(self) -> int:
+        """The disk is (nearly) full: let idle torrents go, sweep; the bytes freed."""
+        if self._release_idle is not None:
+            await self._release_idle()
+        return (await self.sweep("free space")).freed
+
+    async def sweep(self, why: str = "requested") -> SweepResult:
+        async with self._lock:
+            await self.recorder.flush()
+            titles = await asyncio.to_thread(scan_titles, self.root)
+            total, free = await asyncio.to_thread(filesystem_space, self.root)
+            records = await self.recorder.run(lambda store: reconcile(store, titles))
+            plan = plan_evictions(
+                [candidate(t, records[ih], self._in_use()) for ih, t in titles.items()],
+                Limits(
+                    max_size=self.config.max_size,
+                    min_free=min_free_bytes(self.config, total),
+                    free=free,
+                    incomplete_max_age=self.config.incomplete_max_age,
+                    now=time.time(),
+                    evict_hand_placed=self.config.evict_hand_placed,
+                ),
+            )
+            evicted = await self._evict(plan, titles, records)
+            freed = sum(e.bytes for e in plan.evictions if e.infohash in evicted)
+            usage = sum(t.bytes for t in titles.values()) - freed
+            result = SweepResult(freed, evicted, usage, free + freed, plan.satisfied)
+            self.last = result
+            if evicted or why != "interval":
+                log.info(
+                    "cache sweep (%s): %d title(s) evicted, %d bytes freed; %d bytes in the "
+                    "cache, %d free",
+                    why,
+                    len(evicted),
+                    freed,
+                    usage,
+                    free + freed,
+                )
+            return result
+
+    async def _evict(
+        self, plan: Plan, titles: dict[str, TitleOnDisk], records: dict[str, TitleRecord]
+    ) -> tuple[str, ...]:
+        done: list[str] = []
+        for eviction in plan.evictions:
+            infohash = eviction.infohash
+            if infohash in self._in_use():  # came into use while we scanned
+                continue
+            await asyncio.to_thread(remove_title, titles[infohash], self.root)
+            done.append(infohash)
+            record = records[infohash]
+            last = record.last_served
+            log.warning(
+                "evicted %s (%s, %d bytes): %s; last served %s",
+                infohash,
+                record.name or "unnamed",
+                eviction.bytes,
+                eviction.reason.value,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never",
+            )
+        if done:
+            await self.recorder.run(lambda store: store.remove(done))
+        return tuple(done)
+
+    async def remove(self, infohash: str) -> bool:
+        """Delete one title whole, whatever uses it (responses in flight finish from
+        their open files); False when it is not on disk. For operators and tests."""
+        async with self._lock:
+            titles = await asyncio.to_thread(scan_titles, self.root)
+            title = titles.get(infohash)
+            if title is None:
+                return False
+            await asyncio.to_thread(remove_title, title, self.root)
+            await self.recorder.run(lambda store: store.remove([infohash]))
+            log.warning("removed %s (%d bytes) on request", infohash, title.bytes)
+            return True
+
+
+def reconcile(store: RecordStore, titles: dict[str, TitleOnDisk]) -> dict[str, TitleRecord]:
+    """Make the records match the disk (runs on the records' thread); the records now."""
+    records = store.titles()
+    for infohash, title in titles.items():
+        if infohash not in records:
+            downloaded = title.downloaded_marker or not title.published
+            store.upsert_title(
+                infohash,
+                name=title.name,
+                bytes=title.bytes,
+                origin=Origin.DOWNLOADED if downloaded else Origin.HAND_PLACED,
+                added=title.last_modified,
+            )
+    store.set_bytes({ih: t.bytes for ih, t in titles.items()})
+    gone = [ih for ih, r in records.items() if ih not in titles and not r.pinned]
+    if gone:
+        store.remove(gone)
+    return store.titles()
+
+
+def candidate(title: TitleOnDisk, record: TitleRecord, in_use: set[str]) -> Candidate:
+    return Candidate(
+        infohash=title.infohash,
+        bytes=title.bytes,
+        last_used=record.last_served if record.last_served is not None else record.added,
+        downloaded=record.origin is Origin.DOWNLOADED,
+        pinned=record.pinned,
+        in_use=title.infohash in in_use,
+        published=title.published,
+    )
