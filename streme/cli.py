@@ -1,11 +1,12 @@
 """Command line: `streme serve [--host] [--port] [--cache-dir] [--cache-max-size SIZE]
 [--cache-min-free SIZE_OR_PERCENT] [--config FILE] [--log-level] [--access-log]
-[--no-zero-copy]`."""
+[--no-zero-copy]`, and `streme pin|unpin INFOHASH [--cache-dir]`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -82,7 +83,39 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="send file bodies by read+write instead of sendfile",
     )
+    for name, verb in (("pin", "never evict"), ("unpin", "let the sweep evict again")):
+        cmd = sub.add_parser(
+            name,
+            help=f"{verb} a title of the cache (by infohash)",
+            description=f"{verb.capitalize()} the title INFOHASH: recorded in the cache's usage "
+            "records (<cache>/.streme/state.db), seen by the next sweep of a running server.",
+        )
+        cmd.add_argument("infohash", help="40 hex digits or 32 base32 characters")
+        cmd.add_argument("--cache-dir", help="the cache directory (default: as `serve` would use)")
+        cmd.add_argument("--config", metavar="FILE", help="TOML configuration file")
     return parser
+
+
+def pin(args: argparse.Namespace, pinned: bool) -> int:
+    """`streme pin|unpin INFOHASH`: set the pin in the usage records directly."""
+    from streme.cache.infohash import InvalidInfohash, parse_infohash
+    from streme.cache.records import RecordStore
+
+    try:
+        infohash = parse_infohash(args.infohash)
+        cache = {"dir": args.cache_dir} if args.cache_dir is not None else {}
+        config = build_config(toml_path=args.config, cli={"cache": cache} if cache else None)
+    except (InvalidInfohash, ConfigError) as exc:
+        print(f"streme: {exc}", file=sys.stderr)
+        return 2
+    store = RecordStore(os.path.abspath(config.cache.dir))
+    store.open()
+    try:
+        store.set_pinned(infohash, pinned)
+    finally:
+        store.close()
+    print(f"{infohash} {'pinned' if pinned else 'unpinned'} in {config.cache.dir}")
+    return 0
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,6 +152,8 @@ def setup_logging(config: Config) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("pin", "unpin"):
+        return pin(args, args.command == "pin")
     if args.command != "serve":
         parser.print_help()
         return 2
