@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,11 +43,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server (default 3)")
     parser.add_argument("--seconds", type=float, default=5.0, help="each wrk load (default 5)")
     parser.add_argument("--json", type=Path, default=Path("perf/results/latest.json"))
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run streme as of git revision REV (e.g. HEAD~3), as the 'baseline' column",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, 2.0
     args.ttfb_count = 500 if args.quick else 2000
     args.names = [n for n in report.SERVERS if n in args.only.split(",")]
+    if args.baseline is None and "baseline" in args.names:
+        args.names.remove("baseline")
     unknown = set(args.only.split(",")) - set(report.SERVERS)
     if unknown:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
@@ -62,9 +70,26 @@ def write_bench_file(cache: Path) -> Path:
     return file
 
 
-def start(name: str, cache: Path, file: Path, workdir: Path) -> Server:
+def export_revision(rev: str, workdir: Path) -> Path:
+    """The `streme` package as of git revision `rev`, in a directory for PYTHONPATH."""
+    target = workdir / "baseline-src"
+    target.mkdir()
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", rev, "streme"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise Unavailable(f"git archive {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def start(name: str, cache: Path, file: Path, workdir: Path, baseline: str | None) -> Server:
     if name == "streme":
         return servers.start_streme(cache, INFOHASH, workdir)
+    if name == "baseline":
+        assert baseline is not None
+        return servers.start_streme(cache, INFOHASH, workdir, export_revision(baseline, workdir))
     if name == "nginx":
         return servers.start_nginx(file, INFOHASH, workdir)
     return servers.start_aiohttp(file, INFOHASH, workdir)
@@ -104,7 +129,7 @@ def side_by_side(args: argparse.Namespace, workdir: Path, results: Results) -> N
     try:
         for name in args.names:
             try:
-                running[name] = start(name, cache, file, workdir)
+                running[name] = start(name, cache, file, workdir, args.baseline)
             except Unavailable as exc:
                 results.note(f"{name} skipped: {exc}")
                 continue
@@ -183,7 +208,7 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     medians = results.medians()
     print()
-    print(report.render(medians))
+    print(report.render(medians, args.baseline))
     print(
         f"\n{args.rounds} round(s) per server, wrk -t{wrkrun.THREADS} for "
         f"{args.seconds:g} s per load; medians over rounds (errors: sums). "

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import ge, le, lt
 
-SERVERS = ("streme", "nginx", "aiohttp")
+SERVERS = ("streme", "baseline", "nginx", "aiohttp")  # baseline: `--baseline REV`
 Medians = dict[str, dict[str, float]]  # server -> metric -> median
 Value = Callable[[str, str], float]  # (server, metric) -> median; KeyError if not measured
 Check = Callable[[Value], bool]
@@ -151,19 +151,25 @@ def _verdict(row: Row, medians: Medians) -> str:
         return "-"
 
 
-def render(medians: Medians) -> str:
-    header = ["metric", *SERVERS, "streme/nginx", "streme/aiohttp", "target", "met?"]
+def render(medians: Medians, baseline: str | None = None) -> str:
+    """The table; with a baseline revision, its column and streme/baseline ratios too."""
+    shown = [s for s in SERVERS if s != "baseline" or baseline is not None]
+    names = [f"baseline {baseline}" if s == "baseline" else s for s in shown]
+    ratios = ["streme/nginx", "streme/aiohttp"]
+    if baseline is not None:
+        ratios.insert(0, "streme/baseline")
+    header = ["metric", *names, *ratios, "target", "met?"]
     lines = [header]
     for row in ROWS:
-        if not any(row.metric in medians.get(s, {}) for s in SERVERS):
+        if not any(row.metric in medians.get(s, {}) for s in shown):
             continue
-        v = {s: medians[s][row.metric] for s in SERVERS if row.metric in medians.get(s, {})}
+        v = {s: medians[s][row.metric] for s in shown if row.metric in medians.get(s, {})}
+        cells = [_fmt_ratio(v.get("streme"), v.get(r.split("/")[1])) for r in ratios]
         lines.append(
             [
                 row.label,
-                *(_fmt(v.get(s)) for s in SERVERS),
-                _fmt_ratio(v.get("streme"), v.get("nginx")),
-                _fmt_ratio(v.get("streme"), v.get("aiohttp")),
+                *(_fmt(v.get(s)) for s in shown),
+                *cells,
                 row.target,
                 _verdict(row, medians),
             ]

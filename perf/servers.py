@@ -123,10 +123,14 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, path: str, name: st
     raise Unavailable(f"{name} did not answer 2xx on {path} within {READY_TIMEOUT_S:g} s")
 
 
-def _spawn(name: str, argv: list[str], log: Path, port: int, path: str) -> Server:
+def _spawn(
+    name: str, argv: list[str], log: Path, port: int, path: str, pythonpath: Path | None = None
+) -> Server:
     with log.open("wb") as out:
         # Cache hits only: P2P off, so streme starts no libtorrent session (no DHT).
         env = {**os.environ, "STREME_P2P_ENABLED": "0"}
+        if pythonpath is not None:  # an older streme's source tree shadows the installed one
+            env["PYTHONPATH"] = str(pythonpath)
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_ready(process, port, path, name)
@@ -158,14 +162,17 @@ def streme_missing() -> str | None:
     return None
 
 
-def start_streme(cache_dir: Path, infohash: str, workdir: Path) -> Server:
+def start_streme(
+    cache_dir: Path, infohash: str, workdir: Path, source: Path | None = None
+) -> Server:
+    """streme as installed, or (`source`) the package tree of another revision of it."""
     port = free_port()
-    streme = Path(sys.executable).with_name("streme")
-    argv = [str(streme), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "streme", "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--cache-dir", str(cache_dir), "--log-level", "warning"]
-    log = workdir / f"streme-{port}.log"
+    name = "streme" if source is None else "baseline"
+    log = workdir / f"{name}-{port}.log"
     try:
-        return _spawn("streme", argv, log, port, URL_PATH.format(infohash=infohash))
+        return _spawn(name, argv, log, port, URL_PATH.format(infohash=infohash), source)
     except Unavailable as exc:
         raise Unavailable(f"{exc}; log: {_tail(log)}") from None
 

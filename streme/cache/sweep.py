@@ -128,6 +128,15 @@ class CacheSweeper:
             usage = sum(t.bytes for t in titles.values()) - freed
             result = SweepResult(freed, evicted, usage, free + freed, plan.satisfied)
             self.last = result
+            if not plan.satisfied:
+                log.warning(
+                    "the cache is still over its limits after the sweep (%d bytes used, cap %d;"
+                    " %d free, min_free %d): what is left is pinned, in use or hand-placed",
+                    usage,
+                    self.config.max_size,
+                    free + freed,
+                    min_free_bytes(self.config, total),
+                )
             if evicted or why != "interval":
                 log.info(
                     "cache sweep (%s): %d title(s) evicted, %d bytes freed; %d bytes in the "
