@@ -1,12 +1,15 @@
 """The P2P engine: admission, adding torrents once, their alerts, publishing, a snapshot.
 
 How this works:
-- `torrent(infohash)` adds a torrent at most once (concurrent callers share the add),
-  from resume data if an earlier run left some, else `<infohash>.torrent` in the cache,
-  else the bare infohash with the configured trackers, with the configured static peers
-  in the add (connected at once, not on libtorrent's next one-second round), and waits
-  for the metadata (`metadata_timeout`). Downloads live in `<cache>/.incomplete/<ih>`
-  (`cache.publish.download_dir`), which the cache index never serves.
+- `torrent(infohash)` adds a torrent at most once (concurrent callers share the add;
+  `params.add_params` says how) and waits for the metadata (`metadata_timeout`).
+  Downloads live in `<cache>/.incomplete/<ih>` (`cache.publish.download_dir`), which
+  the cache index never serves.
+- A torrent is in use while a response reads it (`reader_opened` .. `reader_closed`) or
+  its metadata is awaited. With no reader for `idle_timeout` it leaves the session
+  (`departures.Departures`); `max_active_torrents` counts torrents in use, and an idle
+  one leaves at once to make room. A full disk (ENOSPC from libtorrent) asks the cache
+  to make room (`make_room`), then resumes the torrent, or fails it if nothing was freed.
 - The session (`session.TorrentSession`) hands every alert to `_handle`; per-torrent
   piece traffic is `active.ActiveTorrent`'s job.
 - When every wanted file is complete, libtorrent's cache is flushed; then the files are
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -33,6 +35,8 @@ from streme.cache.publish import download_dir, incomplete_root, publish
 from streme.cache.torrentmeta import parse_torrent
 from streme.config import P2PConfig, parse_peer
 from streme.torrent.active import ActiveTorrent
+from streme.torrent.departures import REMOVAL_WAIT, Departures
+from streme.torrent.diskfull import SpaceRecovery
 from streme.torrent.errors import (
     AtCapacity,
     CoolingDown,
@@ -42,16 +46,13 @@ from streme.torrent.errors import (
     P2PError,
     ShuttingDown,
 )
+from streme.torrent.params import add_params
 from streme.torrent.pieces import FileSpan, Layout
-from streme.torrent.resume import delete_resume, read_resume, write_resume
+from streme.torrent.resume import ResumeSaver, delete_resume
 from streme.torrent.session import TorrentSession
 from streme.torrent.snapshot import TorrentSnapshot, describe
 
 log = logging.getLogger("streme.p2p")
-
-
-# How long a removal may take before a re-add of the same torrent goes ahead anyway.
-REMOVAL_WAIT = 10.0
 
 
 class Engine:
@@ -68,7 +69,6 @@ class Engine:
     ) -> None:
         self.config = config
         self._on_published = on_published
-        self._make_room = make_room
         self.cache_root = os.path.abspath(cache_root)
         self.incomplete_root = incomplete_root(self.cache_root)
         self._session = TorrentSession(config, self._handle)
@@ -76,11 +76,9 @@ class Engine:
         self._torrents: dict[str, ActiveTorrent] = {}
         self._adding: dict[str, asyncio.Task[ActiveTorrent]] = {}
         self._failed_at: dict[str, float] = {}  # infohash -> loop time of the last failure
-        self._resume_waiting: dict[str, asyncio.Future[None]] = {}
-        self._leaving: dict[str, asyncio.Task[None]] = {}
-        self._removed: dict[str, asyncio.Future[None]] = {}  # removal asked, alert awaited
-        self._recovering: set[str] = set()  # torrents waiting for a disk-full sweep
-        self._recoveries: set[asyncio.Task[None]] = set()
+        self._resume = ResumeSaver(self.incomplete_root)
+        self._departures = Departures(self._session, self._resume.save, self._delete_download)
+        self._space = SpaceRecovery(make_room, self._is_current, self._give_up_for_space)
         self._next_reader = 0
         self._static_peers = [parse_peer(p) for p in config.static_peers]  # checked at load
 
@@ -95,31 +93,15 @@ class Engine:
             return
         for task in self._adding.values():
             task.cancel()
+        self._space.cancel()
         for active in self._torrents.values():
             if active.idle_timer is not None:
                 active.idle_timer.cancel()
-        if self._leaving:
-            await asyncio.wait(list(self._leaving.values()), timeout=REMOVAL_WAIT)
-        await self._save_resume_data(list(self._torrents.values()))
+        await self._departures.wait_all()
+        await self._resume.save(list(self._torrents.values()))
         for torrent in self._torrents.values():
             torrent.fail_waiters(ShuttingDown("the server is shutting down"))
         self._session.stop()
-
-    async def _save_resume_data(self, torrents: list[ActiveTorrent]) -> None:
-        """Ask each unfinished torrent for resume data and write it (bounded wait)."""
-        assert self._loop is not None
-        pending = [t for t in torrents if t.wanted_files - t.published and t.meta]
-        if not pending:
-            return
-        waiting = {t.infohash: self._loop.create_future() for t in pending}
-        self._resume_waiting.update(waiting)
-        flags = lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
-        for active in pending:
-            active.handle.save_resume_data(flags)
-        done, _ = await asyncio.wait(waiting.values(), timeout=10)
-        log.info("saved resume data for %d of %d torrent(s)", len(done), len(pending))
-        for infohash in waiting:
-            self._resume_waiting.pop(infohash, None)
 
     @property
     def listen_port(self) -> int:
@@ -149,7 +131,7 @@ class Engine:
         """
         assert self._loop is not None
         while True:
-            await self._settled(infohash)
+            await self._departures.settled(infohash)
             active = self._torrents.get(infohash)
             if active is None:
                 self._check_admission(infohash)
@@ -178,21 +160,6 @@ class Engine:
                 active.last_request = self._loop.time()
                 return active
             # It left the session while we waited for its metadata: add it again.
-
-    async def _settled(self, infohash: str) -> None:
-        """Wait until `infohash` is neither leaving nor being removed by libtorrent."""
-        while True:
-            leaving = self._leaving.get(infohash)
-            if leaving is not None:
-                await asyncio.shield(leaving)
-                continue
-            removed = self._removed.get(infohash)
-            if removed is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(removed), REMOVAL_WAIT)
-                self._removed.pop(infohash, None)
-                continue
-            return
 
     def _check_admission(self, infohash: str) -> None:
         """Cooldown after a failure; `max_active_torrents` counts torrents in use (readers,
@@ -226,17 +193,10 @@ class Engine:
             active.idle_timer.cancel()
         if self._torrents.get(active.infohash) is active:
             del self._torrents[active.infohash]
-            self._remove(active)
+            self._departures.remove(active)
         if cooldown:
             assert self._loop is not None
             self._failed_at[active.infohash] = self._loop.time()
-
-    def _remove(self, active: ActiveTorrent) -> asyncio.Future[None]:
-        """Ask libtorrent to remove the torrent; the future is done at its alert."""
-        assert self._loop is not None
-        removed = self._removed[active.infohash] = self._loop.create_future()
-        self._session.remove(active.handle)
-        return removed
 
     def _check_peers(self, active: ActiveTorrent) -> None:
         if active.failed is not None or active.metadata_ready.is_set():
@@ -250,46 +210,11 @@ class Engine:
                 ),
             )
 
-    def _params_for(self, infohash: str) -> lt.add_torrent_params:
-        """From resume data if a restart left some, else `<infohash>.torrent`, else the
-        bare infohash with the configured trackers."""
-        torrent_file = os.path.join(self.cache_root, f"{infohash}.torrent")
-        params = read_resume(self.incomplete_root, infohash)
-        if params is not None:
-            log.info("Resuming %s from saved resume data", infohash)
-        elif os.path.isfile(torrent_file):
-            params = lt.add_torrent_params()
-            params.ti = lt.torrent_info(torrent_file)
-            log.info("Adding new torrent from %s", torrent_file)
-        else:
-            params = lt.add_torrent_params()
-            params.info_hashes = lt.info_hash_t(lt.sha1_hash(bytes.fromhex(infohash)))
-            params.trackers = list(self.config.trackers)
-            log.info("Adding new torrent: %s (%d tracker(s))", infohash, len(self.config.trackers))
-        params.save_path = download_dir(self.cache_root, infohash)
-        # Static peers go into the add itself: libtorrent connects to the peers it knows
-        # when the torrent starts, where `connect_peer` afterwards waits for the
-        # session's next one-second connection round (half a second on average).
-        params.peers = list(self._static_peers)
-        # Not auto-managed: the queue would pause torrents beyond libtorrent's
-        # `active_downloads` (3), and admission is `max_active_torrents`' job.
-        # default_dont_download: no file is fetched until a reader wants it (see
-        # `want_file`). Sequential: a stream is read from its start, and until the
-        # reader's deadlines arrive the picker would otherwise fill the peers' request
-        # queues with random pieces (a first byte after ~150 ms instead of ~10 ms).
-        flags = lt.torrent_flags
-        params.flags &= ~(flags.auto_managed | flags.paused | flags.upload_mode)
-        params.flags |= flags.sequential_download | flags.default_dont_download
-        if self.config.download_rate_limit:
-            params.download_limit = self.config.download_rate_limit
-        if self.config.upload_rate_limit:
-            params.upload_limit = self.config.upload_rate_limit
-        params.max_connections = self.config.max_connections_per_torrent
-        return params
-
     async def _add(self, infohash: str) -> ActiveTorrent:
         log.info("Attempting P2P stream for hash: %s", infohash)
-        handle = self._session.add(self._params_for(infohash))
+        handle = self._session.add(
+            add_params(self.config, self.cache_root, infohash, self._static_peers)
+        )
         active = ActiveTorrent(infohash, handle, self.find_peers, self._readers_changed)
         self._torrents[infohash] = active
         active.last_request = self._loop.time() if self._loop is not None else 0.0
@@ -338,33 +263,11 @@ class Engine:
 
     def _start_leaving(self, active: ActiveTorrent, why: str) -> asyncio.Task[None]:
         """Take the torrent out of the session now (new requests add it afresh)."""
-        assert self._loop is not None
         if active.idle_timer is not None:
             active.idle_timer.cancel()
             active.idle_timer = None
         del self._torrents[active.infohash]
-        task = self._loop.create_task(self._leave(active, why))
-        self._leaving[active.infohash] = task
-        task.add_done_callback(lambda _t: self._leaving.pop(active.infohash, None))
-        return task
-
-    async def _leave(self, active: ActiveTorrent, why: str) -> None:
-        """Unfinished: resume data saved, data kept, so a later request resumes. Finished
-        (every wanted file published): the download directory goes, the cache keeps its
-        links to the files."""
-        infohash = active.infohash
-        unfinished = bool(active.meta) and bool(active.wanted_files - active.published)
-        if unfinished:
-            await self._save_resume_data([active])
-        removed = self._remove(active)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(removed), REMOVAL_WAIT)
-        self._removed.pop(infohash, None)
-        if unfinished:
-            log.info("%s left the session (%s); resume data saved", infohash, why)
-            return
-        await asyncio.to_thread(self._delete_download, infohash)
-        log.info("%s left the session (%s)", infohash, why)
+        return self._departures.leave(active, why)
 
     def _delete_download(self, infohash: str) -> None:
         shutil.rmtree(download_dir(self.cache_root, infohash), ignore_errors=True)
@@ -380,48 +283,20 @@ class Engine:
 
     def in_use(self) -> set[str]:
         """Infohashes whose data libtorrent holds (in the session, or on their way out)."""
-        return set(self._torrents) | set(self._leaving) | set(self._removed) | set(self._adding)
+        return set(self._torrents) | set(self._adding) | self._departures.busy()
 
     # -- a full disk -----------------------------------------------------------------------
-    def _on_file_error(self, active: ActiveTorrent, error: int, message: str) -> None:
-        if error != errno.ENOSPC:
-            log.warning("libtorrent: %s", message)
-            return
-        if active.infohash in self._recovering or self._loop is None:
-            return
-        log.warning("disk full while downloading %s: sweeping the cache", active.infohash)
-        self._recovering.add(active.infohash)
-        task = self._loop.create_task(self._recover_space(active))
-        self._recoveries.add(task)
-        task.add_done_callback(self._recoveries.discard)
+    def _is_current(self, active: ActiveTorrent) -> bool:
+        return self._torrents.get(active.infohash) is active
 
-    async def _recover_space(self, active: ActiveTorrent) -> None:
-        """Sweep; resume the torrent if room was freed, otherwise fail it cleanly (its
-        readers' responses end short, nothing is published) and drop what it wrote."""
-        try:
-            freed = await self._make_room() if self._make_room is not None else 0
-        finally:
-            self._recovering.discard(active.infohash)
-        if self._torrents.get(active.infohash) is not active:
-            return
-        if freed > 0:
-            log.info("freed %d bytes: resuming %s", freed, active.infohash)
-            active.handle.clear_error()
-            active.handle.resume()
-            active.reassert()
-            return
-        log.error(
-            "disk full: %s cannot be downloaded; nothing more could be evicted", active.infohash
-        )
+    async def _give_up_for_space(self, active: ActiveTorrent) -> None:
+        """Fail the torrent (no cooldown: room may come) and drop what it wrote."""
         self._fail(
             active,
             DiskFull(f"the cache's disk is full; {active.infohash} was not downloaded"),
             cooldown=False,
         )
-        removed = self._removed.get(active.infohash)
-        if removed is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(removed), REMOVAL_WAIT)
+        await self._departures.removal_done(active.infohash)
         await asyncio.to_thread(self._delete_download, active.infohash)
 
     # -- snapshot ------------------------------------------------------------------------
@@ -457,15 +332,13 @@ class Engine:
         elif isinstance(alert, lt.save_resume_data_alert):
             active = self._active_for(alert)
             if active is not None:
-                self._on_resume_data(active.infohash, alert.params)
+                self._resume.on_alert(active.infohash, alert.params)
         elif isinstance(alert, lt.torrent_removed_alert):
-            removed = self._removed.get(str(alert.info_hashes.v1))
-            if removed is not None and not removed.done():
-                removed.set_result(None)
+            self._departures.removed(str(alert.info_hashes.v1))
         elif isinstance(alert, lt.file_error_alert):
             active = self._active_for(alert)
             if active is not None:
-                self._on_file_error(active, alert.error.value(), alert.message())
+                self._space.on_file_error(active, alert.error.value(), alert.message())
         elif isinstance(alert, lt.save_resume_data_failed_alert | lt.torrent_error_alert):
             log.warning("libtorrent: %s", alert.message())
 
@@ -475,15 +348,6 @@ class Engine:
         except RuntimeError:
             return None
         return self._torrents.get(infohash)
-
-    def _on_resume_data(self, infohash: str, params: lt.add_torrent_params) -> None:
-        try:
-            write_resume(self.incomplete_root, infohash, params)
-        except OSError as exc:
-            log.warning("could not save resume data for %s: %s", infohash, exc)
-        fut = self._resume_waiting.get(infohash)
-        if fut is not None and not fut.done():
-            fut.set_result(None)
 
     def _publish(self, active: ActiveTorrent) -> None:
         """Publish each finished, verified wanted file into the cache."""

@@ -1,0 +1,63 @@
+"""A full disk during a download: make room and resume, or give the torrent up cleanly.
+
+How this works: libtorrent reports a write that failed for lack of space as a
+`file_error_alert` (ENOSPC) and stops the torrent. `on_file_error` starts one recovery per
+torrent: `make_room()` (the cache lets idle torrents go and sweeps) returns the bytes it
+freed; if any, the torrent's error is cleared and it resumes, its readers' pieces asked
+for again; if none, `give_up` fails it (its responses end short; nothing was published,
+since only complete, verified files are). Other file errors are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from collections.abc import Awaitable, Callable
+
+from streme.torrent.active import ActiveTorrent
+
+log = logging.getLogger("streme.p2p")
+
+
+class SpaceRecovery:
+    def __init__(
+        self,
+        make_room: Callable[[], Awaitable[int]] | None,
+        is_current: Callable[[ActiveTorrent], bool],
+        give_up: Callable[[ActiveTorrent], Awaitable[None]],
+    ) -> None:
+        self._make_room = make_room
+        self._is_current = is_current
+        self._give_up = give_up
+        self._recovering: dict[str, asyncio.Task[None]] = {}
+
+    def on_file_error(self, active: ActiveTorrent, error: int, message: str) -> None:
+        if error != errno.ENOSPC:
+            log.warning("libtorrent: %s", message)
+            return
+        if active.infohash in self._recovering:
+            return
+        log.warning("disk full while downloading %s: sweeping the cache", active.infohash)
+        task = asyncio.get_running_loop().create_task(self._recover(active))
+        self._recovering[active.infohash] = task
+        task.add_done_callback(lambda _t: self._recovering.pop(active.infohash, None))
+
+    async def _recover(self, active: ActiveTorrent) -> None:
+        freed = await self._make_room() if self._make_room is not None else 0
+        if not self._is_current(active):
+            return
+        if freed > 0:
+            log.info("freed %d bytes: resuming %s", freed, active.infohash)
+            active.handle.clear_error()
+            active.handle.resume()
+            active.reassert()
+            return
+        log.error(
+            "disk full: %s cannot be downloaded; nothing more could be evicted", active.infohash
+        )
+        await self._give_up(active)
+
+    def cancel(self) -> None:
+        for task in self._recovering.values():
+            task.cancel()
