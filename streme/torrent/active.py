@@ -50,6 +50,7 @@ class ActiveTorrent:
     published: set[int] = field(default_factory=set)
     flushing: bool = False
     active_readers: int = 0
+    waiting: int = 0  # requests inside `Engine.torrent()` (waiting for the metadata)
     # Loop time of the last request for this torrent (a HEAD counts): idle is measured from it.
     last_request: float = 0.0
     idle_timer: asyncio.TimerHandle | None = None

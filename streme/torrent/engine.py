@@ -54,6 +54,9 @@ from streme.torrent.snapshot import TorrentSnapshot, describe
 
 log = logging.getLogger("streme.p2p")
 
+# Seconds an idle torrent waits, then looks again, while a finished file is being published.
+PUBLISH_WAIT = 1.0
+
 
 class Engine:
     """The session's torrents. `on_published(infohash)` is told when files land in the
@@ -140,26 +143,40 @@ class Engine:
                     task = self._loop.create_task(self._add(infohash))
                     self._adding[infohash] = task
                     task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
-                active = await asyncio.shield(task)
-            active.last_request = self._loop.time()
-            if not active.metadata_ready.is_set():
                 try:
-                    await asyncio.wait_for(
-                        active.metadata_ready.wait(), self.config.metadata_timeout
-                    )
-                except TimeoutError:
-                    self._fail(
-                        active,
-                        MetadataTimeout(
-                            f"no metadata for {infohash} within {self.config.metadata_timeout:g} s"
-                        ),
-                    )
+                    active = await asyncio.shield(task)
+                except asyncio.CancelledError:  # nobody may ever ask: start its idle clock
+                    task.add_done_callback(self._added_for_nobody)
+                    raise
+            # A request waiting here keeps the torrent in use: it cannot leave between
+            # the add (or the metadata) and the reader this request is about to open.
+            active.waiting += 1
+            try:
+                await self._metadata(active)
+            finally:
+                active.waiting -= 1
+                self._readers_changed(active)
             if active.failed is not None:
                 raise active.failed
             if self._torrents.get(infohash) is active:
                 active.last_request = self._loop.time()
                 return active
             # It left the session while we waited for its metadata: add it again.
+
+    async def _metadata(self, active: ActiveTorrent) -> None:
+        if active.metadata_ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(active.metadata_ready.wait(), self.config.metadata_timeout)
+        except TimeoutError:
+            timeout = self.config.metadata_timeout
+            self._fail(
+                active, MetadataTimeout(f"no metadata for {active.infohash} within {timeout:g} s")
+            )
+
+    def _added_for_nobody(self, task: asyncio.Task[ActiveTorrent]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._readers_changed(task.result())
 
     def _check_admission(self, infohash: str) -> None:
         """Cooldown after a failure; `max_active_torrents` counts torrents in use (readers,
@@ -218,7 +235,6 @@ class Engine:
         active = ActiveTorrent(infohash, handle, self.find_peers, self._readers_changed)
         self._torrents[infohash] = active
         active.last_request = self._loop.time() if self._loop is not None else 0.0
-        self._readers_changed(active)  # no reader yet: the idle clock starts
         assert self._loop is not None
         self._loop.call_later(self.config.no_peers_timeout, self._check_peers, active)
         if handle.status().has_metadata:
@@ -245,7 +261,8 @@ class Engine:
         if active.idle_timer is not None:
             active.idle_timer.cancel()
             active.idle_timer = None
-        if active.active_readers == 0 and self._loop is not None and active.failed is None:
+        if not (active.active_readers or active.waiting) and active.failed is None:
+            assert self._loop is not None
             active.idle_timer = self._loop.call_later(
                 self.config.idle_timeout, self._idle_expired, active
             )
@@ -254,12 +271,29 @@ class Engine:
         assert self._loop is not None
         active.idle_timer = None
         if self._torrents.get(active.infohash) is not active or not is_idle(active):
-            return
+            return  # in use again: the next reader or request to finish restarts the clock
         left = active.last_request + self.config.idle_timeout - self._loop.time()
+        if left <= 0 and self._publish_pending(active):
+            left = PUBLISH_WAIT  # a finished file is on its way into the cache: let it land
         if left > 0:  # asked for again meanwhile (a HEAD, say): wait out the rest
             active.idle_timer = self._loop.call_later(left, self._idle_expired, active)
             return
         self._start_leaving(active, f"no reader for {self.config.idle_timeout:g} s")
+
+    def _publish_pending(self, active: ActiveTorrent) -> bool:
+        """A wanted file is complete but not published yet (its reader may finish before
+        libtorrent reports the torrent finished): start the flush that publishes it."""
+        meta = active.meta
+        unpublished = active.wanted_files - active.published
+        if meta is None or not unpublished:
+            return False
+        progress = active.handle.file_progress()
+        if not any(progress[meta.files[i].raw_index] == meta.files[i].length for i in unpublished):
+            return False
+        if not active.flushing:
+            active.flushing = True
+            active.handle.flush_cache()
+        return True
 
     def _start_leaving(self, active: ActiveTorrent, why: str) -> asyncio.Task[None]:
         """Take the torrent out of the session now (new requests add it afresh)."""
@@ -364,13 +398,14 @@ class Engine:
         ]
         if not done:
             return
-        active.published.update(
-            publish(self.cache_root, active.infohash, bytes(ti.info_section()), done)
-        )
+        published = publish(self.cache_root, active.infohash, bytes(ti.info_section()), done)
+        active.published.update(published)
         if not active.wanted_files - active.published:
             delete_resume(self.incomplete_root, active.infohash)
+        if published and self._on_published is not None:
+            self._on_published(active.infohash)
 
 
 def is_idle(active: ActiveTorrent) -> bool:
-    """No reader, metadata in hand, not failed: nothing would notice it leave."""
-    return active.active_readers == 0 and active.metadata_ready.is_set() and active.failed is None
+    """No reader, no request waiting, not failed: nothing would notice it leave."""
+    return not (active.active_readers or active.waiting) and active.failed is None
