@@ -97,8 +97,8 @@ class App:
         held = self.engine.in_use() if self.engine is not None else set()
         return held | set(self.handlers.serving)
 
-    async def _make_room(self) -> int:
-        return await self.sweeper.make_room()
+    async def _make_room(self, need: int) -> int:
+        return await self.sweeper.make_room(need)
 
     def _published(self, infohash: str) -> None:
         """A download landed in the cache: record it, and keep the cache under its cap."""

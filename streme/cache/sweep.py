@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streme.cache.evict import Candidate, Limits, Plan, plan_evictions
 from streme.cache.records import Origin, RecordStore, TitleRecord, UsageRecorder
@@ -100,15 +101,19 @@ class CacheSweeper:
             except Exception:
                 log.exception("free-space check failed")
 
-    async def make_room(self) -> int:
-        """The disk is (nearly) full: let idle torrents go, sweep; the bytes freed."""
+    async def make_room(self, need: int = 0) -> int:
+        """The disk is (nearly) full: let idle torrents go, then sweep until `need` more
+        bytes than `min_free` are free (a download's remaining bytes); the bytes freed."""
         if self._release_idle is not None:
             await self._release_idle()
-        return (await self.sweep("free space")).freed
+        return (await self.sweep("free space", need)).freed
 
-    async def sweep(self, why: str = "requested") -> SweepResult:
+    async def sweep(self, why: str = "requested", need: int = 0) -> SweepResult:
         async with self._lock:
-            await self.recorder.flush()
+            try:
+                await self.recorder.flush()
+            except Exception as exc:  # a full disk refuses writes: evict all the same
+                log.warning("sweep: usage records not flushed (%s); going on", exc)
             titles = await asyncio.to_thread(scan_titles, self.root)
             total, free = await asyncio.to_thread(filesystem_space, self.root)
             records = await self.recorder.run(lambda store: reconcile(store, titles))
@@ -116,7 +121,7 @@ class CacheSweeper:
                 [candidate(t, records[ih], self._in_use()) for ih, t in titles.items()],
                 Limits(
                     max_size=self.config.max_size,
-                    min_free=min_free_bytes(self.config, total),
+                    min_free=min_free_bytes(self.config, total) + need,
                     free=free,
                     incomplete_max_age=self.config.incomplete_max_age,
                     now=time.time(),
@@ -170,7 +175,10 @@ class CacheSweeper:
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else "never",
             )
         if done:
-            await self.recorder.run(lambda store: store.remove(done))
+            try:
+                await self.recorder.run(lambda store: store.remove(done))
+            except sqlite3.OperationalError as exc:  # the next sweep drops them instead
+                log.warning("sweep: evicted titles still in the records (%s)", exc)
         return tuple(done)
 
     async def remove(self, infohash: str) -> bool:
@@ -188,23 +196,47 @@ class CacheSweeper:
 
 
 def reconcile(store: RecordStore, titles: dict[str, TitleOnDisk]) -> dict[str, TitleRecord]:
-    """Make the records match the disk (runs on the records' thread); the records now."""
+    """Make the records match the disk (runs on the records' thread); the records now.
+
+    When the database cannot be written (a full disk), the records are matched in
+    memory only, so the sweep that is to free the disk can still decide."""
     records = store.titles()
-    for infohash, title in titles.items():
-        if infohash not in records:
-            downloaded = title.downloaded_marker or not title.published
-            store.upsert_title(
-                infohash,
-                name=title.name,
-                bytes=title.bytes,
-                origin=Origin.DOWNLOADED if downloaded else Origin.HAND_PLACED,
-                added=title.last_modified,
-            )
-    store.set_bytes({ih: t.bytes for ih, t in titles.items()})
+    found = {ih: record_for(t) for ih, t in titles.items() if ih not in records}
     gone = [ih for ih, r in records.items() if ih not in titles and not r.pinned]
-    if gone:
-        store.remove(gone)
-    return store.titles()
+    try:
+        for record in found.values():
+            store.upsert_title(
+                record.infohash,
+                name=record.name,
+                bytes=record.bytes,
+                origin=record.origin,
+                added=record.added,
+            )
+        store.set_bytes({ih: t.bytes for ih, t in titles.items()})
+        if gone:
+            store.remove(gone)
+        return store.titles()
+    except sqlite3.OperationalError as exc:
+        log.warning("sweep: usage records not updated (%s); deciding from memory", exc)
+    merged = {ih: replace(r, bytes=titles[ih].bytes) for ih, r in records.items() if ih in titles}
+    return merged | found
+
+
+def record_for(title: TitleOnDisk) -> TitleRecord:
+    """The record of a title found on disk without one: streme's marker, or only a partial
+    download, says streme downloaded it; anything else was placed by hand."""
+    downloaded = title.downloaded_marker or not title.published
+    return TitleRecord(
+        infohash=title.infohash,
+        name=title.name,
+        bytes=title.bytes,
+        origin=Origin.DOWNLOADED if downloaded else Origin.HAND_PLACED,
+        added=title.last_modified,
+        last_served=None,
+        hits=0,
+        bytes_served=0,
+        pinned=False,
+    )
 
 
 def candidate(title: TitleOnDisk, record: TitleRecord, in_use: set[str]) -> Candidate:

@@ -73,6 +73,15 @@ class ActiveTorrent:
             self.reader_stats.append(stats)
         self.readers_changed(self)
 
+    def has_data_to_keep(self) -> bool:
+        """Verified data a later request could resume from: metadata, something on disk,
+        and not every wanted file published (a torrent re-added from resume data for a
+        HEAD wants nothing yet, and its data must survive too)."""
+        if self.meta is None:
+            return False
+        finished = bool(self.wanted_files) and not self.wanted_files - self.published
+        return not finished and self.handle.status().total_done > 0
+
     def want_file(self, index: int) -> None:
         """Download file `index`. Every file starts at priority 0 (the torrent is added
         with `default_dont_download`) and only ever goes up: lowering a file that has

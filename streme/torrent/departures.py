@@ -53,7 +53,7 @@ class Departures:
 
     async def _leave(self, active: ActiveTorrent, why: str) -> None:
         infohash = active.infohash
-        unfinished = bool(active.meta) and bool(active.wanted_files - active.published)
+        unfinished = active.has_data_to_keep()
         if unfinished:
             await self._save_resume([active])
         await self._wait(self.remove(active))

@@ -2,9 +2,11 @@
 
 How this works: libtorrent reports a write that failed for lack of space as a
 `file_error_alert` (ENOSPC) and stops the torrent. `on_file_error` starts one recovery per
-torrent: `make_room()` (the cache lets idle torrents go and sweeps) returns the bytes it
-freed; if any, the torrent's error is cleared and it resumes, its readers' pieces asked
-for again; if none, `give_up` fails it (its responses end short; nothing was published,
+torrent: `make_room(need)` (the cache lets idle torrents go and sweeps until the bytes the
+torrent still has to download fit) returns the bytes it freed; if any, the torrent's
+error is cleared, it leaves the upload mode libtorrent puts it in on ENOSPC (it would
+retry only after `optimistic_disk_retry`, 10 minutes) and resumes, its readers' pieces
+asked for again; if none, `give_up` fails it (its responses end short; nothing was published,
 since only complete, verified files are). Other file errors are logged.
 """
 
@@ -15,6 +17,8 @@ import errno
 import logging
 from collections.abc import Awaitable, Callable
 
+import libtorrent as lt
+
 from streme.torrent.active import ActiveTorrent
 
 log = logging.getLogger("streme.p2p")
@@ -23,7 +27,7 @@ log = logging.getLogger("streme.p2p")
 class SpaceRecovery:
     def __init__(
         self,
-        make_room: Callable[[], Awaitable[int]] | None,
+        make_room: Callable[[int], Awaitable[int]] | None,
         is_current: Callable[[ActiveTorrent], bool],
         give_up: Callable[[ActiveTorrent], Awaitable[None]],
     ) -> None:
@@ -44,12 +48,20 @@ class SpaceRecovery:
         task.add_done_callback(lambda _t: self._recovering.pop(active.infohash, None))
 
     async def _recover(self, active: ActiveTorrent) -> None:
-        freed = await self._make_room() if self._make_room is not None else 0
+        freed = 0
+        if self._make_room is not None:
+            status = active.handle.status()
+            need = max(int(status.total_wanted) - int(status.total_wanted_done), 0)
+            try:
+                freed = await self._make_room(need)
+            except Exception:
+                log.exception("making room for %s failed", active.infohash)
         if not self._is_current(active):
             return
         if freed > 0:
             log.info("freed %d bytes: resuming %s", freed, active.infohash)
             active.handle.clear_error()
+            active.handle.unset_flags(lt.torrent_flags.upload_mode)
             active.handle.resume()
             active.reassert()
             return

@@ -60,7 +60,8 @@ PUBLISH_WAIT = 1.0
 
 class Engine:
     """The session's torrents. `on_published(infohash)` is told when files land in the
-    cache; `make_room()` is awaited when the disk is full and returns the bytes it freed."""
+    cache; `make_room(need)` is awaited when the disk is full (`need`: the bytes the
+    download still lacks) and returns the bytes it freed."""
 
     def __init__(
         self,
@@ -68,7 +69,7 @@ class Engine:
         cache_root: str,
         *,
         on_published: Callable[[str], None] | None = None,
-        make_room: Callable[[], Awaitable[int]] | None = None,
+        make_room: Callable[[int], Awaitable[int]] | None = None,
     ) -> None:
         self.config = config
         self._on_published = on_published
@@ -364,9 +365,10 @@ class Engine:
                 active.flushing = False
                 self._publish(active)
         elif isinstance(alert, lt.save_resume_data_alert):
-            active = self._active_for(alert)
-            if active is not None:
-                self._resume.on_alert(active.infohash, alert.params)
+            # By hash, not through `_torrents`: a departing torrent has left it already.
+            infohash = alert_infohash(alert)
+            if infohash is not None and self._resume.expects(infohash):
+                self._resume.on_alert(infohash, alert.params)
         elif isinstance(alert, lt.torrent_removed_alert):
             self._departures.removed(str(alert.info_hashes.v1))
         elif isinstance(alert, lt.file_error_alert):
@@ -377,11 +379,8 @@ class Engine:
             log.warning("libtorrent: %s", alert.message())
 
     def _active_for(self, alert: lt.torrent_alert) -> ActiveTorrent | None:
-        try:
-            infohash = str(alert.handle.info_hashes().v1)
-        except RuntimeError:
-            return None
-        return self._torrents.get(infohash)
+        infohash = alert_infohash(alert)
+        return None if infohash is None else self._torrents.get(infohash)
 
     def _publish(self, active: ActiveTorrent) -> None:
         """Publish each finished, verified wanted file into the cache."""
@@ -409,3 +408,10 @@ class Engine:
 def is_idle(active: ActiveTorrent) -> bool:
     """No reader, no request waiting, not failed: nothing would notice it leave."""
     return not (active.active_readers or active.waiting) and active.failed is None
+
+
+def alert_infohash(alert: lt.torrent_alert) -> str | None:
+    try:
+        return str(alert.handle.info_hashes().v1)
+    except RuntimeError:  # the handle is gone
+        return None

@@ -71,7 +71,7 @@ class ResumeSaver:
 
     async def save(self, torrents: list[ActiveTorrent]) -> None:
         """Ask each unfinished torrent for resume data and write it (bounded wait)."""
-        pending = [t for t in torrents if t.wanted_files - t.published and t.meta]
+        pending = [t for t in torrents if t.has_data_to_keep()]
         if not pending:
             return
         loop = asyncio.get_running_loop()
@@ -84,6 +84,9 @@ class ResumeSaver:
         log.info("saved resume data for %d of %d torrent(s)", len(done), len(pending))
         for infohash in waiting:
             self._waiting.pop(infohash, None)
+
+    def expects(self, infohash: str) -> bool:
+        return infohash in self._waiting
 
     def on_alert(self, infohash: str, params: lt.add_torrent_params) -> None:
         """libtorrent's `save_resume_data_alert`: write the file, wake `save`."""
