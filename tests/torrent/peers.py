@@ -140,9 +140,18 @@ def start_aria2(processes: Processes, torrent: Torrent) -> str:
 
     It announces to the torrent's tracker, if it names one.
     """
+    return start_aria2_many(processes, [torrent])
+
+
+def start_aria2_many(processes: Processes, torrents: list[Torrent]) -> str:
+    """One aria2c seeding every torrent in `torrents`, whose files must all be under the
+    same root (the first torrent's); returns its peer address host:port (one listening
+    port for all of them). Each announces to its torrent's tracker, if it names one."""
     assert ARIA2C is not None
+    root = torrents[0].root
+    assert all(t.root == root for t in torrents), "one aria2c seeds from one directory"
     port = free_port()
-    log = torrent.root.with_name(f"{torrent.root.name}-aria2.log")
+    log = root.with_name(f"{root.name}-aria2.log")
     proc = processes.start(
         [
             ARIA2C,
@@ -158,8 +167,10 @@ def start_aria2(processes: Processes, torrent: Torrent) -> str:
             "--interface=127.0.0.1",
             "--console-log-level=warn",
             "--summary-interval=0",
-            f"--dir={torrent.root}",
-            str(torrent.path),
+            # Every torrent seeds at once (aria2's default is 5 downloads at a time).
+            f"--max-concurrent-downloads={max(5, len(torrents))}",
+            f"--dir={root}",
+            *(str(t.path) for t in torrents),
         ],
         log,
     )
@@ -500,6 +511,7 @@ __all__ = [
     "aria2_seeder",
     "opentracker",
     "processes",
+    "start_aria2_many",
     "stop_process",
     "transmission_seeder",
     "write_torrent",
