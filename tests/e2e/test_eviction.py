@@ -228,6 +228,8 @@ def test_sweep_evicts_least_recently_served_downloads_and_keeps_the_rest(
     assert kept[b.infohash].pinned
     assert kept[HAND_PLACED].origin is Origin.HAND_PLACED
     assert kept[a.infohash].origin is Origin.DOWNLOADED
+    assert kept[a.infohash].name == "movie.mp4"  # recorded when the download was published
+    assert kept[a.infohash].hits == 2  # streamed once, served once from the cache
 
     for title in (c, d):
         lines = [
@@ -236,6 +238,7 @@ def test_sweep_evicts_least_recently_served_downloads_and_keeps_the_rest(
             if r.name == "streme.cache" and r.getMessage().startswith(f"evicted {title.infohash}")
         ]
         assert len(lines) == 1, lines
+        assert f"evicted {title.infohash} (movie.mp4, " in lines[0]
         assert "size cap" in lines[0]
         assert "; last served " in lines[0]
         assert not lines[0].endswith("never")  # it was served: the time is given
