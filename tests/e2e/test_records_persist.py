@@ -8,7 +8,6 @@ process is stopped by its PID in a `finally`.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.torrent.swarm import sha256
 
 INFOHASH = "0123456789abcdef0123456789abcdef01234567"
 NAME = f"{INFOHASH}-movie.mp4"
@@ -162,15 +163,9 @@ def poll(predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    path = tmp_path / "cache"
-    path.mkdir()
-    return path
+def cache(cache_dir: Path) -> Path:
+    return cache_dir
 
 
 @pytest.fixture
