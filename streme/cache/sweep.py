@@ -34,6 +34,8 @@ log = logging.getLogger("streme.cache")
 
 # Seconds between two free-space checks (one statvfs in a thread).
 PRESSURE_CHECK_INTERVAL = 5.0
+# Seconds without free-space sweeps after one that could free nothing.
+PRESSURE_BACKOFF = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,21 @@ class CacheSweeper:
             await asyncio.sleep(interval)
 
     async def _watch_free_space(self) -> None:
+        """Sweep when free space falls under `min_free`. A sweep that could free nothing
+        (the rest is pinned, in use or hand-placed) is not repeated for
+        `PRESSURE_BACKOFF` seconds: no sweep and no warning every 5 s on a full library."""
+        loop = asyncio.get_running_loop()
+        quiet_until = 0.0
         while True:
             await asyncio.sleep(PRESSURE_CHECK_INTERVAL)
+            if loop.time() < quiet_until:
+                continue
             try:
                 total, free = await asyncio.to_thread(filesystem_space, self.root)
-                if free < min_free_bytes(self.config, total) and not self._lock.locked():
-                    await self.make_room()
+                short = free < min_free_bytes(self.config, total)
+                if short and not self._lock.locked() and await self.make_room() == 0:
+                    backoff = min(PRESSURE_BACKOFF, self.config.cleanup_interval)
+                    quiet_until = loop.time() + backoff
             except Exception:
                 log.exception("free-space check failed")
 

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import libtorrent as lt
 import pytest
 
+from streme.cache import sweep
 from streme.cache.records import Origin, TitleRecord
 from streme.cache.usage import scan_titles
 from tests.conftest import RunningServer, wait_until
@@ -357,3 +358,27 @@ def test_eviction_mid_response_completes_byte_exact(
     status, _, _ = fetch(server, f"/stream/proxy/{infohash}")
     assert status == 404
     assert infohash not in records(server)
+
+
+def test_a_full_library_is_not_swept_every_few_seconds(
+    make_server: Callable[..., RunningServer],
+    cache_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """min_free can never be met (100 % of the disk) and nothing may be evicted (a
+    hand-placed file): the free-space watch sweeps once, then backs off."""
+    monkeypatch.setattr(sweep, "PRESSURE_CHECK_INTERVAL", 0.05)
+    caplog.set_level(logging.INFO, logger="streme.cache")
+    place_by_hand(cache_dir, f"{HAND_PLACED}-film.mp4", os.urandom(1 << 20))
+    make_server(cache={"min_free": "100%", "cleanup_interval": 3600})
+
+    def pressure_sweeps() -> int:
+        return sum(
+            1 for r in caplog.records if r.getMessage().startswith("cache sweep (free space)")
+        )
+
+    assert wait_until(lambda: pressure_sweeps() >= 1)
+    time.sleep(1.0)  # twenty checks' worth
+    assert pressure_sweeps() == 1
+    assert (cache_dir / f"{HAND_PLACED}-film.mp4").is_file()
