@@ -12,6 +12,7 @@ requests already in flight can hold a reader up (a seek; a peer that never answe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +42,9 @@ class ActiveTorrent:
     find_peers: Callable[[ActiveTorrent], None]
     # Called when the number of readers changes (the engine's idle timer).
     readers_changed: Callable[[ActiveTorrent], None]
+    # v1 SHA-1 of every piece (empty for a v2-only torrent): bytes are checked before a
+    # reader gets them.
+    piece_hashes: list[bytes] = field(default_factory=list)
     meta: TorrentMeta | None = None
     layout: Layout | None = None
     spans: list[FileSpan] = field(default_factory=list)  # by user-visible file index
@@ -49,6 +53,7 @@ class ActiveTorrent:
     wanted_files: set[int] = field(default_factory=set)
     published: set[int] = field(default_factory=set)
     flushing: bool = False
+    rechecking: bool = False
     active_readers: int = 0
     waiting: int = 0  # requests inside `Engine.torrent()` (waiting for the metadata)
     # Loop time of the last request for this torrent (a HEAD counts): idle is measured from it.
@@ -229,11 +234,29 @@ class ActiveTorrent:
         if data is None:  # cancelled (e.g. a deadline reset): ask again
             self._request(piece)
             return
+        if self.piece_hashes and hashlib.sha1(data).digest() != self.piece_hashes[piece]:
+            # libtorrent hashes blocks as they arrive; a write that failed (a full disk)
+            # leaves a piece it counts as had but whose bytes are not on disk. Never hand
+            # those out: have libtorrent check its files again, then ask again.
+            log.error(
+                "piece %d of %s read back from disk does not match its hash: rechecking",
+                piece,
+                self.infohash,
+            )
+            self.recheck()
+            return
         del self._waiters[piece]
         self._late.pop(piece, None)
         for fut in waiters:
             if not fut.done():
                 fut.set_result(data)
+
+    def recheck(self) -> None:
+        """Re-hash the files on disk; readers' pieces are asked for again once the check
+        is over (`reassert` on libtorrent's torrent_checked_alert)."""
+        if not self.rechecking:
+            self.rechecking = True
+            self.handle.force_recheck()
 
     def fail_waiters(self, error: BaseException) -> None:
         for waiters in self._waiters.values():

@@ -254,6 +254,8 @@ class Engine:
         active.layout = Layout(ti.piece_length(), ti.total_size())
         storage = ti.layout()
         active.spans = [FileSpan(storage.file_offset(f.raw_index), f.length) for f in meta.files]
+        if ti.info_hashes().has_v1():
+            active.piece_hashes = [bytes(ti.hash_for_piece(p)) for p in range(ti.num_pieces())]
         active.metadata_ready.set()
 
     # -- leaving the session ---------------------------------------------------------------
@@ -324,8 +326,17 @@ class Engine:
     def _is_current(self, active: ActiveTorrent) -> bool:
         return self._torrents.get(active.infohash) is active
 
-    async def _give_up_for_space(self, active: ActiveTorrent) -> None:
-        """Fail the torrent (no cooldown: room may come) and drop what it wrote."""
+    async def _give_up_for_space(self, active: ActiveTorrent, freed: int) -> None:
+        """Fail the torrent (no cooldown: the next request may fit) and drop what it
+        wrote: after a failed write its pieces cannot be trusted."""
+        if freed:
+            log.error(
+                "disk full: %s stopped; %d bytes freed for the next request", active.infohash, freed
+            )
+        else:
+            log.error(
+                "disk full: %s cannot be downloaded; nothing could be evicted", active.infohash
+            )
         self._fail(
             active,
             DiskFull(f"the cache's disk is full; {active.infohash} was not downloaded"),
@@ -369,6 +380,12 @@ class Engine:
             infohash = alert_infohash(alert)
             if infohash is not None and self._resume.expects(infohash):
                 self._resume.on_alert(infohash, alert.params)
+        elif isinstance(alert, lt.torrent_checked_alert):
+            active = self._active_for(alert)
+            if active is not None and active.rechecking:
+                active.rechecking = False
+                log.info("%s: files checked again; asking for the readers' pieces", active.infohash)
+                active.reassert()
         elif isinstance(alert, lt.torrent_removed_alert):
             self._departures.removed(str(alert.info_hashes.v1))
         elif isinstance(alert, lt.file_error_alert):
