@@ -37,13 +37,17 @@ def publish(
 ) -> list[int]:
     """Link the finished `files` (index, path relative to the download directory) into
     the cache; return the indices now published (a file that fails is logged, skipped)."""
-    mark_downloaded(cache_root, infohash)  # the sweep may evict it; hand-placed files stay
     final = os.path.join(cache_root, f"{infohash}.torrent")
-    if not os.path.exists(final):
-        tmp = os.path.join(incomplete_root(cache_root), f".{infohash}.{time.time_ns()}")
-        with open(tmp, "wb") as f:
-            f.write(b"d4:info" + info_section + b"e")
-        os.replace(tmp, final)
+    try:
+        mark_downloaded(cache_root, infohash)  # the sweep may evict it; hand-placed stays
+        if not os.path.exists(final):
+            tmp = os.path.join(incomplete_root(cache_root), f".{infohash}.{time.time_ns()}")
+            with open(tmp, "wb") as f:
+                f.write(b"d4:info" + info_section + b"e")
+            os.replace(tmp, final)
+    except OSError as exc:  # a full disk: publish nothing now, the files stay downloaded
+        log.error("could not publish %s: %s", infohash, exc)
+        return []
     source_root = download_dir(cache_root, infohash)
     target_root = os.path.join(cache_root, infohash)
     published: list[int] = []

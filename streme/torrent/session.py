@@ -117,4 +117,7 @@ class TorrentSession:
         if self._session is None:
             return
         for alert in self._session.pop_alerts():
-            self._on_alert(alert)
+            try:
+                self._on_alert(alert)
+            except Exception:  # one alert's failure must not lose the rest of the batch
+                log.exception("handling %s failed", type(alert).__name__)
