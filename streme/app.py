@@ -1,4 +1,7 @@
-"""The application: wire config, cache index, routes and HTTP server; run until a signal."""
+"""The application: wire config, cache index, usage records, cache sweep, P2P engine,
+routes and HTTP server; run until a signal. The engine tells the app when a download is
+published (recorded, and a capped cache swept) and asks it for room on a full disk; the
+sweep asks which titles are in use (served from the cache, or held by the engine)."""
 
 from __future__ import annotations
 

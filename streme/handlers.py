@@ -3,7 +3,9 @@
 `GET|HEAD /stream/proxy/{infohash}[?file=N]` validates the infohash and file index,
 asks the cache index, and answers from the cached file with no P2P at all; `GET /health`
 says the server is up. The original server's log lines are kept verbatim so operators
-can grep for them.
+can grep for them. Every GET that sends content is counted in the usage records (an
+in-memory batch, written off the request path), and `serving` holds each title with a
+cache-hit response in flight, which the cache sweep never evicts.
 """
 
 from __future__ import annotations
