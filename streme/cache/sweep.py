@@ -128,8 +128,9 @@ class CacheSweeper:
             titles = await asyncio.to_thread(scan_titles, self.root)
             total, free = await asyncio.to_thread(filesystem_space, self.root)
             records = await self.recorder.run(lambda store: reconcile(store, titles))
+            in_use = self._in_use()  # once per sweep, not once per title
             plan = plan_evictions(
-                [candidate(t, records[ih], self._in_use()) for ih, t in titles.items()],
+                [candidate(t, records[ih], in_use) for ih, t in titles.items()],
                 Limits(
                     max_size=self.config.max_size,
                     min_free=min_free_bytes(self.config, total) + need,
