@@ -26,6 +26,8 @@ def add_params(
     elif os.path.isfile(torrent_file):
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(torrent_file)
+        # The configured trackers too: a LAN tracker knows peers the file's may not.
+        params.trackers = list(config.trackers)
         log.info("Adding new torrent from %s", torrent_file)
     else:
         params = lt.add_torrent_params()

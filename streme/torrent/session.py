@@ -38,7 +38,7 @@ def session_settings(config: P2PConfig) -> lt.settings_pack:
         "enable_lsd": config.lsd,
         "enable_upnp": config.upnp,
         "enable_natpmp": config.natpmp,
-        "enable_outgoing_utp": config.utp,
+        "enable_outgoing_utp": config.utp and config.outgoing_utp,
         "enable_incoming_utp": config.utp,
         "allow_multiple_connections_per_ip": True,
         "alert_mask": ALERT_MASK,
