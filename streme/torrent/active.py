@@ -7,6 +7,9 @@ merges the windows of all readers; this class applies its answers to the handle
 which libtorrent only posts for hash-checked pieces: asked with a deadline if the piece
 is missing, with `read_piece` if it is on disk. `make_way` and `kick` handle the two ways
 requests already in flight can hold a reader up (a seek; a peer that never answers).
+The piece plan (`planner.PiecePlan`) knows which pieces are here without asking
+libtorrent, keeps the download behind a seek out of the reader's way, and names the
+piece that holds the far deadline keeping libtorrent's deadline list from running empty.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import libtorrent as lt
 from streme.cache.torrentmeta import TorrentMeta
 from streme.torrent.buffer import BufferStats
 from streme.torrent.errors import P2PError
-from streme.torrent.pieces import FileSpan, Layout
+from streme.torrent.pieces import FileSpan, Layout, file_pieces
+from streme.torrent.planner import DEFAULT_PRIORITY, PiecePlan
 from streme.torrent.scheduler import DeadlineBook
 
 log = logging.getLogger("streme.p2p")
@@ -32,6 +36,8 @@ log = logging.getLogger("streme.p2p")
 RECONNECT_GAP = 5.0
 # libtorrent's block states in get_download_queue(): 1 requested, 2 writing, 3 finished.
 BLOCK_REQUESTED = 1
+# The anchor's deadline (ms): far enough never to compete with a reader's window.
+ANCHOR_DEADLINE_MS = 3_600_000
 
 
 @dataclass
@@ -63,6 +69,8 @@ class ActiveTorrent:
     reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))
     _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
     _book: DeadlineBook = field(default_factory=DeadlineBook)
+    plan: PiecePlan = field(default_factory=lambda: PiecePlan(0))
+    _anchor: int | None = None
     _late: dict[int, int] = field(default_factory=dict)  # piece -> bytes at the last kick
     _reconnected_at: float = float("-inf")
 
@@ -102,6 +110,9 @@ class ActiveTorrent:
         wanted = [4 if i in raw else p for i, p in enumerate(current)]
         if wanted != current:
             self.handle.prioritize_files(wanted)
+        assert self.layout is not None
+        self.plan.want(file_pieces(self.layout, self.spans[index]))
+        self._prioritize(self.plan.floor_changes())
         if self.handle.status().num_peers == 0:
             # Some clients drop peers that want nothing from them: find them again.
             self.find_peers(self)
@@ -115,8 +126,21 @@ class ActiveTorrent:
             self._request(piece)
         return fut
 
+    def load_pieces(self) -> None:
+        """Read libtorrent's bitfield (once the metadata is here, and after a check)."""
+        status = self.handle.status(lt.torrent_handle.query_pieces)
+        self.plan.load(status.pieces)
+
+    def on_piece_finished(self, piece: int) -> None:
+        self.plan.finished(piece)
+        if piece == self._anchor:
+            self._anchor = None
+            self._keep_anchor()
+
     def _request(self, piece: int) -> None:
-        if self.handle.have_piece(piece):
+        # A piece that finished after the plan last heard is still right: libtorrent
+        # answers a deadline on a piece it has with the read alert at once.
+        if self.plan.has(piece):
             self.handle.read_piece(piece)
         else:
             deadline = self._book.deadline(piece) or 0
@@ -126,12 +150,44 @@ class ActiveTorrent:
 
     def set_window(self, reader: int, window: list[tuple[int, int]]) -> None:
         """Reader `reader` wants these (piece, deadline ms); withdraw its older wishes."""
+        if window and not self.plan.reading(reader):
+            # A reader's first window: the download behind it waits.
+            self._prioritize(self.plan.reader_started(reader, window[0][0]))
         change = self._book.set_window(reader, window)
         for piece in change.abandoned:
             self._abandon(piece)
         for piece, ms in change.earlier:
-            if piece not in self._waiters and not self.handle.have_piece(piece):
+            if piece not in self._waiters and not self.plan.has(piece):
                 self.handle.set_piece_deadline(piece, ms)
+        self._keep_anchor()
+
+    def _prioritize(self, changes: list[tuple[int, int]]) -> None:
+        if changes:
+            self.handle.prioritize_pieces(changes)
+
+    def _keep_anchor(self) -> None:
+        """Hold one far deadline on a missing piece no reader asks for while readers read
+        (see `planner`); drop it when they are gone."""
+        anchor = self._anchor
+        if anchor is not None and not self._claimed(anchor) and not self.plan.has(anchor):
+            if self._book:
+                return  # still good
+            self.handle.reset_piece_deadline(anchor)
+            self.handle.piece_priority(anchor, DEFAULT_PRIORITY)  # reset leaves it at 1
+        self._anchor = None
+        if not self._book:
+            return
+        candidate = self.plan.anchor_after(min(piece for piece, _ in self._book.items()))
+        while candidate is not None and self._claimed(candidate):
+            candidate = self.plan.anchor_after(candidate)
+        if candidate is not None:
+            self._anchor = candidate
+            self.handle.set_piece_deadline(candidate, ANCHOR_DEADLINE_MS)
+
+    def _claimed(self, piece: int) -> bool:
+        """A reader holds a deadline on `piece` or waits for it: the anchor must not
+        touch it (a deadline without the read alert would leave the reader waiting)."""
+        return piece in self._book or piece in self._waiters
 
     def make_way(self) -> None:
         """Cancel the requests in flight for pieces no reader is waiting for.
@@ -150,7 +206,7 @@ class ActiveTorrent:
         if self.meta is None or not (self._book or self._waiters):
             return
         requested = {int(q["piece_index"]) for q in self.handle.get_download_queue()}
-        waiting = {p for p in self._waiters if not self.handle.have_piece(p)}
+        waiting = {p for p in self._waiters if not self.plan.has(p)}
         if not waiting - requested:
             return
         self.handle.clear_piece_deadlines()
@@ -160,11 +216,14 @@ class ActiveTorrent:
         """Give libtorrent every deadline the readers hold again, and ask for every
         piece a reader waits for (after deadlines were cleared or peers reconnected)."""
         for piece, ms in self._book.items():
-            if piece not in self._waiters and not self.handle.have_piece(piece):
+            if piece not in self._waiters and not self.plan.has(piece):
                 self.handle.set_piece_deadline(piece, ms)
         for piece in self._waiters:
-            if not self.handle.have_piece(piece):
+            if not self.plan.has(piece):
                 self._request(piece)
+        anchor = self._anchor
+        if anchor is not None and not self._claimed(anchor) and not self.plan.has(anchor):
+            self.handle.set_piece_deadline(anchor, ANCHOR_DEADLINE_MS)
 
     def kick(self, piece: int) -> None:
         """A reader has waited `p2p.piece_kick_after` for `piece`: reconnect the peers if
@@ -176,7 +235,7 @@ class ActiveTorrent:
         Lowering the piece's priority does not make libtorrent forget the requests
         (measured); a new connection does. At most once per `RECONNECT_GAP` seconds.
         """
-        if self.handle.have_piece(piece) or self.failed is not None:
+        if self.plan.has(piece) or self.failed is not None:
             return
         done = self._piece_progress(piece)
         before = self._late.get(piece)
@@ -216,6 +275,8 @@ class ActiveTorrent:
     def withdraw(self, reader: int) -> None:
         for piece in self._book.withdraw(reader):
             self._abandon(piece)
+        self._prioritize(self.plan.reader_left(reader))
+        self._keep_anchor()
         if self._waiters:
             # Another reader is waiting (typically a player's seek racing the close of
             # its previous request): what this one had in flight must not delay it.
@@ -223,9 +284,9 @@ class ActiveTorrent:
 
     def _abandon(self, piece: int) -> None:
         """No reader wants `piece` any more: take its deadline back."""
-        if piece not in self._waiters and not self.handle.have_piece(piece):
+        if piece not in self._waiters and not self.plan.has(piece):
             self.handle.reset_piece_deadline(piece)
-            self.handle.piece_priority(piece, 4)  # reset leaves it at 1
+            self.handle.piece_priority(piece, DEFAULT_PRIORITY)  # reset leaves it at 1
 
     def on_read_piece(self, piece: int, data: bytes | None) -> None:
         waiters = self._waiters.get(piece)

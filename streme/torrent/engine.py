@@ -48,6 +48,7 @@ from streme.torrent.errors import (
 )
 from streme.torrent.params import add_params
 from streme.torrent.pieces import FileSpan, Layout
+from streme.torrent.planner import PiecePlan
 from streme.torrent.resume import ResumeSaver, delete_resume
 from streme.torrent.session import TorrentSession
 from streme.torrent.snapshot import TorrentSnapshot, describe
@@ -256,6 +257,8 @@ class Engine:
         active.spans = [FileSpan(storage.file_offset(f.raw_index), f.length) for f in meta.files]
         if ti.info_hashes().has_v1():
             active.piece_hashes = [bytes(ti.hash_for_piece(p)) for p in range(ti.num_pieces())]
+        active.plan = PiecePlan(ti.num_pieces())
+        active.load_pieces()
         active.metadata_ready.set()
 
     # -- leaving the session ---------------------------------------------------------------
@@ -361,6 +364,10 @@ class Engine:
             if active is not None:
                 data = None if alert.error.value() else bytes(alert.buffer)
                 active.on_read_piece(alert.piece, data)
+        elif isinstance(alert, lt.piece_finished_alert):
+            active = self._active_for(alert)
+            if active is not None:
+                active.on_piece_finished(alert.piece_index)
         elif isinstance(alert, lt.metadata_received_alert | lt.add_torrent_alert):
             active = self._active_for(alert)
             if active is not None and active.handle.status().has_metadata:
@@ -382,6 +389,8 @@ class Engine:
                 self._resume.on_alert(infohash, alert.params)
         elif isinstance(alert, lt.torrent_checked_alert):
             active = self._active_for(alert)
+            if active is not None and active.meta is not None:
+                active.load_pieces()
             if active is not None and active.rechecking:
                 active.rechecking = False
                 log.info("%s: files checked again; asking for the readers' pieces", active.infohash)
