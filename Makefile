@@ -20,10 +20,11 @@ run: install
 	$(BIN)/streme serve $(ARGS)
 
 # Debian packages the tests drive as real clients and references (curl, ffprobe, nginx;
-# aria2 and transmission as independent BitTorrent seeders, opentracker as a tracker).
+# aria2 and transmission as independent BitTorrent seeders, opentracker as a tracker;
+# chromium as a real video player, driven by Playwright, playing clips made by ffmpeg).
 system-deps:
 	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2 \
-		transmission-daemon:transmission-daemon opentracker:opentracker
+		transmission-daemon:transmission-daemon opentracker:opentracker chromium:chromium
 
 perf-deps:
 	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk node:nodejs npm:npm
