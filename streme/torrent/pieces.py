@@ -84,20 +84,6 @@ def window(
     return [(p, i * step_ms) for i, p in enumerate(pieces_for(layout, span, position, end))]
 
 
-def head_and_tail(layout: Layout, span: FileSpan, head_bytes: int, tail_bytes: int) -> list[int]:
-    """Pieces holding the first `head_bytes` and the last `tail_bytes` of the file.
-
-    Players read the container index at the end right after `bytes=0-`; keeping both
-    ends wanted makes that second request fast.
-    """
-    if span.size == 0:
-        return []
-    head = pieces_for(layout, span, 0, min(span.size, max(head_bytes, 1)) - 1)
-    tail_start = max(0, span.size - max(tail_bytes, 1))
-    tail = pieces_for(layout, span, tail_start, span.size - 1)
-    return sorted(set(head) | set(tail))
-
-
 def prefetch_depth(buffer_bytes: int, piece_length: int, most: int = 4) -> int:
     """How many pieces a reader asks for ahead of the one it is sending.
 

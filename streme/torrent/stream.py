@@ -25,14 +25,22 @@ from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
 from streme.torrent.errors import PieceStalled
 from streme.torrent.pieces import (
     PieceSlice,
-    head_and_tail,
+    pieces_for,
     prefetch_depth,
     ramped_window_bytes,
     slices,
     window,
 )
+from streme.torrent.tailhint import index_tail_bytes
 
 log = logging.getLogger("streme.p2p")
+
+# Deadlines (ms) of the tail pins: an index the head says is at the end comes right after
+# the head's first pieces (nothing plays without it); an unknown tail after the window.
+INDEX_TAIL_DEADLINE_MS = 15
+UNKNOWN_TAIL_DEADLINE_MS = 1000
+# A head claiming more than this for its index is not believed past it.
+TAIL_PIN_CAP = 32 * 1024 * 1024
 
 
 class RangeReader:
@@ -80,11 +88,7 @@ class RangeReader:
         span = torrent.spans[self._file_index]
         position = self._start
         # A stream from byte 0 is a player starting: once its first piece is here, keep the
-        # end of the file coming too, after the nearest pieces, for the index it will ask
-        # for next.
-        tail: list[tuple[int, int]] = []
-        if self._start == 0 and self._config.tail_pin_bytes:
-            tail = [(p, 1000) for p in head_and_tail(layout, span, 1, self._config.tail_pin_bytes)]
+        # end of the file coming too, for the index it will ask for next (`tail_pins`).
         pins: list[tuple[int, int]] = []
         delivered = 0
         depth = self._depth
@@ -113,11 +117,14 @@ class RangeReader:
                     break
                 part, future = pending.popleft()
                 data = await self._wait(part.piece, future)
-                await self._buffer.put(data[part.start : part.start + part.length])
+                chunk = data[part.start : part.start + part.length]
                 del data
+                if position == 0:
+                    pins = self._tail_pins(chunk)
+                await self._buffer.put(chunk)
+                del chunk
                 position += part.length
                 delivered += 1
-                pins = tail
             self._buffer.close()
         except BufferAborted:
             pass
@@ -128,6 +135,26 @@ class RangeReader:
             for _, future in pending:
                 future.cancel()
             torrent.withdraw(self._reader_id)
+
+    def _tail_pins(self, head: bytes) -> list[tuple[int, int]]:
+        """(piece, deadline ms) for the end of the file a player will read before it
+        plays, judged from the file's first bytes (`tailhint`).
+
+        An index known to be at the end is needed before anything else plays: its pieces
+        come right after the first pieces of the head. Where the head does not tell,
+        `p2p.tail_pin_bytes` is kept coming behind the nearest pieces."""
+        layout = self._torrent.layout
+        assert layout is not None
+        span = self._torrent.spans[self._file_index]
+        hint = index_tail_bytes(head, span.size)
+        if hint is None:
+            size, deadline = self._config.tail_pin_bytes, UNKNOWN_TAIL_DEADLINE_MS
+        else:
+            size, deadline = min(hint, TAIL_PIN_CAP), INDEX_TAIL_DEADLINE_MS
+        if size <= 0:
+            return []
+        start = max(0, span.size - size)
+        return [(p, deadline) for p in pieces_for(layout, span, start, span.size - 1)]
 
     async def _wait(self, piece: int, future: asyncio.Future[bytes]) -> bytes:
         """The piece's bytes; asked for afresh each `piece_kick_after` it is late, and a

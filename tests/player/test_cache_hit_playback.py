@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from streme.torrent.tailhint import index_tail_bytes
 from tests.conftest import INFOHASH, RunningServer
 from tests.player.browser import Browser, PlaybackError, Timeline
 from tests.player.clips import KINDS, Clip, ClipMaker, mp4_boxes
@@ -137,3 +139,23 @@ def test_media_error_is_reported(
     assert timeline.phase == "metadata"
     assert "error" in [e.event for e in timeline.events]
     assert "MediaError 4" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["mp4-moov-end", "mp4-faststart"])
+def test_the_tail_hint_agrees_with_ffprobe(clips: ClipMaker, kind: str) -> None:
+    """What streme pins at the end of an MP4 (from its first 64 KiB) is exactly the span
+    from ffprobe's `moov` box to the end of the file."""
+    clip = clips.get(kind)
+    size = clip.path.stat().st_size
+    trace = subprocess.run(
+        ["ffprobe", "-v", "trace", str(clip.path)], capture_output=True, text=True, check=True
+    ).stderr
+    found = re.search(r"type:'moov' parent:'root' sz: (\d+) (\d+) (\d+)", trace)
+    assert found is not None, "ffprobe did not report the moov box"
+    # ffprobe gives the offset of the box's contents, after its 8-byte header.
+    moov_offset = int(found.group(2)) - 8
+    hint = index_tail_bytes(clip.path.read_bytes()[: 64 * 1024], size)
+    if moov_offset > size // 2:
+        assert hint == size - moov_offset
+    else:
+        assert hint == 0

@@ -5,7 +5,6 @@ from streme.torrent.pieces import (
     FileSpan,
     Layout,
     file_pieces,
-    head_and_tail,
     pieces_for,
     prefetch_depth,
     ramped_window_bytes,
@@ -57,11 +56,10 @@ def test_window_is_nearest_first_with_growing_deadlines() -> None:
     assert window(layout, span, 9_000, 100) == []
 
 
-def test_head_and_tail() -> None:
-    layout = Layout(100, 1_000)
-    span = FileSpan(0, 1_000)
-    assert head_and_tail(layout, span, 150, 100) == [0, 1, 9]
-    assert list(file_pieces(layout, span)) == list(range(10))
+def test_file_pieces() -> None:
+    assert list(file_pieces(Layout(100, 1_000), FileSpan(0, 1_000))) == list(range(10))
+    assert list(file_pieces(Layout(100, 1_000), FileSpan(150, 100))) == [1, 2]
+    assert list(file_pieces(Layout(100, 1_000), FileSpan(150, 0))) == []
 
 
 def test_prefetch_depth_spends_at_most_half_the_buffer() -> None:
