@@ -20,6 +20,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import libtorrent as lt
 
@@ -29,6 +30,9 @@ from streme.torrent.errors import P2PError
 from streme.torrent.pieces import FileSpan, Layout, file_pieces
 from streme.torrent.planner import DEFAULT_PRIORITY, PiecePlan
 from streme.torrent.scheduler import DeadlineBook
+
+if TYPE_CHECKING:
+    from libtorrent import PartialPieceInfodict
 
 log = logging.getLogger("streme.p2p")
 
@@ -71,6 +75,7 @@ class ActiveTorrent:
     _book: DeadlineBook = field(default_factory=DeadlineBook)
     plan: PiecePlan = field(default_factory=lambda: PiecePlan(0))
     _anchor: int | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _late: dict[int, int] = field(default_factory=dict)  # piece -> bytes at the last kick
     _reconnected_at: float = float("-inf")
 
@@ -189,7 +194,7 @@ class ActiveTorrent:
         touch it (a deadline without the read alert would leave the reader waiting)."""
         return piece in self._book or piece in self._waiters
 
-    def make_way(self) -> None:
+    async def make_way(self) -> None:
         """Cancel the requests in flight for pieces no reader is waiting for.
 
         Called when a reader starts where nothing is downloaded (a seek), and when a
@@ -205,7 +210,11 @@ class ActiveTorrent:
         """
         if self.meta is None or not (self._book or self._waiters):
             return
-        requested = {int(q["piece_index"]) for q in self.handle.get_download_queue()}
+        try:  # a synchronous round trip to libtorrent's thread: not on the loop
+            queue = await asyncio.to_thread(self.handle.get_download_queue)
+        except RuntimeError:  # the torrent left the session meanwhile
+            return
+        requested = {int(q["piece_index"]) for q in queue}
         waiting = {p for p in self._waiters if not self.plan.has(p)}
         if not waiting - requested:
             return
@@ -225,7 +234,7 @@ class ActiveTorrent:
         if anchor is not None and not self._claimed(anchor) and not self.plan.has(anchor):
             self.handle.set_piece_deadline(anchor, ANCHOR_DEADLINE_MS)
 
-    def kick(self, piece: int) -> None:
+    async def kick(self, piece: int) -> None:
         """A reader has waited `p2p.piece_kick_after` for `piece`: reconnect the peers if
         the piece made no progress since the last call.
 
@@ -237,12 +246,18 @@ class ActiveTorrent:
         """
         if self.plan.has(piece) or self.failed is not None:
             return
-        done = self._piece_progress(piece)
+        try:  # synchronous round trips to libtorrent's thread: not on the loop
+            queue, peers = await asyncio.to_thread(
+                lambda: (self.handle.get_download_queue(), self.handle.get_peer_info())
+            )
+        except RuntimeError:  # the torrent left the session meanwhile
+            return
+        done = piece_progress(queue, piece)
         before = self._late.get(piece)
         self._late[piece] = done
         if before is None or done > before:
             return  # late but moving
-        if all(p.flags & lt.peer_info.remote_choked for p in self.handle.get_peer_info()):
+        if all(p.flags & lt.peer_info.remote_choked for p in peers):
             return  # every peer chokes us: when to unchoke is theirs to decide
         now = asyncio.get_running_loop().time()
         if now - self._reconnected_at < RECONNECT_GAP:
@@ -254,18 +269,6 @@ class ActiveTorrent:
         self.handle.pause()
         self.handle.resume()
         self.reassert()
-
-    def _piece_progress(self, piece: int) -> int:
-        """Bytes of `piece` received, from libtorrent's download queue."""
-        for entry in self.handle.get_download_queue():
-            if int(entry["piece_index"]) == piece:
-                return sum(
-                    int(b["block_size"])
-                    if int(b["state"]) > BLOCK_REQUESTED
-                    else int(b["bytes_progress"])
-                    for b in entry["blocks"]
-                )
-        return 0
 
     @property
     def pending_deadlines(self) -> int:
@@ -280,7 +283,9 @@ class ActiveTorrent:
         if self._waiters:
             # Another reader is waiting (typically a player's seek racing the close of
             # its previous request): what this one had in flight must not delay it.
-            self.make_way()
+            task = asyncio.get_running_loop().create_task(self.make_way(), name="p2p:make-way")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _abandon(self, piece: int) -> None:
         """No reader wants `piece` any more: take its deadline back."""
@@ -336,3 +341,14 @@ class ActiveTorrent:
                 if not fut.done():
                     fut.set_exception(error)
         self._waiters.clear()
+
+
+def piece_progress(download_queue: list[PartialPieceInfodict], piece: int) -> int:
+    """Bytes of `piece` received, from libtorrent's download queue."""
+    for entry in download_queue:
+        if entry["piece_index"] == piece:
+            return sum(
+                b["block_size"] if b["state"] > BLOCK_REQUESTED else b["bytes_progress"]
+                for b in entry["blocks"]
+            )
+    return 0

@@ -111,7 +111,7 @@ class RangeReader:
                 while len(pending) < depth and (part := next(parts, None)) is not None:
                     pending.append((part, torrent.piece(part.piece)))
                 if starting:  # a seek to where nothing is requested yet must not queue
-                    torrent.make_way()
+                    await torrent.make_way()
                     starting = False
                 if not pending:
                     break
@@ -177,7 +177,7 @@ class RangeReader:
                         f"piece {piece} of {self._torrent.infohash} did not arrive in "
                         f"{self._config.stall_timeout:g} s"
                     ) from None
-                self._torrent.kick(piece)
+                await self._torrent.kick(piece)
 
     def close(self) -> None:
         """Stop producing and withdraw this reader's deadlines (idempotent)."""
