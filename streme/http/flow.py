@@ -7,7 +7,8 @@ writing is paused. `wait_empty()` waits until the transport's buffer is fully fl
 which the zero-copy path needs before it writes to the socket itself: it drops the low
 mark to 0 and raises a pause if bytes are still queued, so `resume_writing` fires exactly
 when the buffer empties. Reading is paused while a response is in flight so a pipelining
-client cannot make our input buffer grow.
+client cannot make our input buffer grow; a swarm stream is the exception (a client
+leaving must be seen at once), bounded by the protocol's PIPELINE_BUFFER_LIMIT.
 """
 
 from __future__ import annotations

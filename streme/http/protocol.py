@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("streme.http")
 access_log = logging.getLogger("streme.access")
 
+# Bytes a client may send ahead (pipelined requests) while a swarm stream is answered.
+PIPELINE_BUFFER_LIMIT: Final = 64 * 1024
+
 # Methods RFC 9110 defines (plus PATCH): unknown ones get 501, known ones 404/405 by route.
 KNOWN_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
@@ -97,6 +100,11 @@ class HTTPProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._parser.receive_data(data)
+        if self._busy and len(self._parser.trailing_data[0]) > PIPELINE_BUFFER_LIMIT:
+            # A streamed response keeps reading (see `_respond`); what a pipelining
+            # client sends meanwhile waits in h11's buffer, up to this bound.
+            assert self._flow is not None
+            self._flow.pause_reading()
         if not self._busy:
             self._partial = True
             if not (self._timer_armed and self._timer_is_head):
@@ -298,8 +306,10 @@ class HTTPProtocol(asyncio.Protocol):
             self._finish(sent=length, resume=in_task)
         elif isinstance(body, StreamBody):
             transport.write(head)
-            assert self._flow is not None
-            self._flow.pause_reading()
+            # Reading goes on while a swarm stream waits for pieces: a player that gives
+            # up (a seek) closes with our bytes unread, and only a read sees that reset at
+            # once. Paused, the stream would hold its pieces' deadlines until its next
+            # write failed, competing with the request that replaced it.
             self._task = self._loop.create_task(self._drive_stream(body))
         else:
             self._write_file_body(body, [head, *body.parts], in_task=in_task)

@@ -15,6 +15,8 @@ piece that holds the far deadline keeping libtorrent's deadline list from runnin
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import logging
 from collections import deque
@@ -40,6 +42,9 @@ log = logging.getLogger("streme.p2p")
 RECONNECT_GAP = 5.0
 # libtorrent's block states in get_download_queue(): 1 requested, 2 writing, 3 finished.
 BLOCK_REQUESTED = 1
+# Requests in flight that no reader needs are cancelled when a waiting reader would sit
+# behind more than this many seconds of them (`make_way`).
+STALE_SECONDS = 0.1
 # The anchor's deadline (ms): far enough never to compete with a reader's window.
 ANCHOR_DEADLINE_MS = 3_600_000
 
@@ -127,9 +132,25 @@ class ActiveTorrent:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(piece, [])
         waiters.append(fut)
+        fut.add_done_callback(functools.partial(self._forget, piece))
         if len(waiters) == 1:
             self._request(piece)
         return fut
+
+    def _forget(self, piece: int, fut: asyncio.Future[bytes]) -> None:
+        """A reader stopped waiting (it left): the piece is no longer waited for by it,
+        and by nobody once its last waiter is gone (so `make_way` may cancel it)."""
+        if not fut.cancelled():
+            return
+        waiters = self._waiters.get(piece)
+        if waiters is None:
+            return
+        with contextlib.suppress(ValueError):
+            waiters.remove(fut)
+        if not waiters:
+            del self._waiters[piece]
+            if piece not in self._book:
+                self._abandon(piece)
 
     def load_pieces(self) -> None:
         """Read libtorrent's bitfield (once the metadata is here, and after a check)."""
@@ -195,30 +216,36 @@ class ActiveTorrent:
         return piece in self._book or piece in self._waiters
 
     async def make_way(self) -> None:
-        """Cancel the requests in flight for pieces no reader is waiting for.
+        """Cancel the requests in flight that no reader needs, when they would hold up
+        one that waits.
 
-        Called when a reader starts where nothing is downloaded (a seek), and when a
-        reader leaves while another waits. libtorrent keeps seconds of download in
-        flight per peer (`request_queue_time` times the rate, up to the peer's `reqq`),
-        and a peer answers requests in order: the seek's pieces would wait behind all of
-        it (1.5 s behind a 20 MB/s seeder). libtorrent cancels every request that is not
-        for a deadline piece when the first deadline is set on a torrent that has none;
-        so all deadlines are cleared and set again. Blocks already received are kept.
-        Nothing is done when every waited-for piece is already requested: on a fast
-        peer the requests in flight are about to deliver it, and cancelling them costs
-        more than it saves (a seek went from ~10 ms to ~120 ms, measured).
+        Called when a reader starts (a seek), and when a reader leaves while another
+        waits. libtorrent keeps seconds of download in flight per peer
+        (`request_queue_time` times the rate), and a peer answers requests in order: a
+        seek's pieces wait behind all of it (seconds behind a capped seeder). libtorrent
+        cancels every request that is not for a deadline piece when the first deadline
+        is set on a torrent that has none; so all deadlines are cleared and set again.
+        Blocks already received are kept. Nothing is done when the requests no reader
+        needs would be through within `STALE_SECONDS` at the current rate: on a fast
+        peer they are about to arrive, and cancelling costs more than it saves (a seek
+        went from ~10 ms to ~120 ms, measured).
         """
-        if self.meta is None or not (self._book or self._waiters):
+        if self.meta is None or not self._waiters:
             return
-        try:  # a synchronous round trip to libtorrent's thread: not on the loop
-            queue = await asyncio.to_thread(self.handle.get_download_queue)
+        handle = self.handle
+        try:  # synchronous round trips to libtorrent's thread: not on the loop
+            queue, rate = await asyncio.to_thread(
+                lambda: (handle.get_download_queue(), handle.status().download_payload_rate)
+            )
         except RuntimeError:  # the torrent left the session meanwhile
             return
-        requested = {int(q["piece_index"]) for q in queue}
-        waiting = {p for p in self._waiters if not self.plan.has(p)}
-        if not waiting - requested:
+        if not any(not self.plan.has(p) for p in self._waiters):
             return
-        self.handle.clear_piece_deadlines()
+        needed = {p for p, _ in self._book.items()} | set(self._waiters) | {self._anchor}
+        stale = stale_bytes(queue, needed)
+        if stale == 0 or stale < rate * STALE_SECONDS:
+            return
+        handle.clear_piece_deadlines()
         self.reassert()
 
     def reassert(self) -> None:
@@ -352,3 +379,14 @@ def piece_progress(download_queue: list[PartialPieceInfodict], piece: int) -> in
                 for b in entry["blocks"]
             )
     return 0
+
+
+def stale_bytes(download_queue: list[PartialPieceInfodict], needed: set[int | None]) -> int:
+    """Bytes requested from peers and not yet received, for pieces not in `needed`."""
+    return sum(
+        b["block_size"] - b["bytes_progress"]
+        for entry in download_queue
+        if entry["piece_index"] not in needed
+        for b in entry["blocks"]
+        if b["state"] == BLOCK_REQUESTED
+    )
