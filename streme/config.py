@@ -160,9 +160,11 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_active_torrents: PositiveInt = 20
     # Bytes ahead of the reader asked for with deadlines (rqbit: 32 MiB, TorrServer: 16 MiB).
     readahead_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB), Unit.SIZE] = 16 * MiB
-    # Bytes kept wanted at the end of the file when a stream starts at byte 0: players read
-    # the container index there right away (TorrServer keeps 8 MiB, torrest 10 MiB).
-    tail_pin_bytes: Bytes = 8 * MiB
+    # Bytes kept coming from the end of the file when a stream starts at byte 0 and its
+    # head does not say where its index is (an MP4's does: then exactly that tail is
+    # fetched). Chromium read the last 3.4 KiB of a Matroska file before playing; an
+    # MP4's moov at the end was 64 KiB of a 60 MB clip (TorrServer pins 8 MiB).
+    tail_pin_bytes: Bytes = 1 * MiB
     # Bound on bytes waiting between the piece reader and the socket, per stream.
     buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB), Unit.SIZE] = 4 * MiB
     # Seconds: a piece a reader has waited this long for is asked for afresh (its blocks may

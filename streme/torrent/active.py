@@ -30,7 +30,7 @@ from streme.cache.torrentmeta import TorrentMeta
 from streme.torrent.buffer import BufferStats
 from streme.torrent.errors import P2PError
 from streme.torrent.pieces import FileSpan, Layout, file_pieces
-from streme.torrent.planner import DEFAULT_PRIORITY, PiecePlan
+from streme.torrent.planner import PiecePlan
 from streme.torrent.scheduler import DeadlineBook
 
 if TYPE_CHECKING:
@@ -195,15 +195,16 @@ class ActiveTorrent:
         """Hold one far deadline on a missing piece no reader asks for while readers read
         (see `planner`); drop it when they are gone."""
         anchor = self._anchor
+        first = min((piece for piece, _ in self._book.items()), default=None)
         if anchor is not None and not self._claimed(anchor) and not self.plan.has(anchor):
-            if self._book:
-                return  # still good
+            if first is not None and anchor > first:
+                return  # still good: beyond the earliest wanted piece
             self.handle.reset_piece_deadline(anchor)
-            self.handle.piece_priority(anchor, DEFAULT_PRIORITY)  # reset leaves it at 1
+            self.handle.piece_priority(anchor, self.plan.priority(anchor))  # reset leaves 1
         self._anchor = None
-        if not self._book:
+        if first is None:
             return
-        candidate = self.plan.anchor_after(min(piece for piece, _ in self._book.items()))
+        candidate = self.plan.anchor_after(first)
         while candidate is not None and self._claimed(candidate):
             candidate = self.plan.anchor_after(candidate)
         if candidate is not None:
@@ -318,7 +319,7 @@ class ActiveTorrent:
         """No reader wants `piece` any more: take its deadline back."""
         if piece not in self._waiters and not self.plan.has(piece):
             self.handle.reset_piece_deadline(piece)
-            self.handle.piece_priority(piece, DEFAULT_PRIORITY)  # reset leaves it at 1
+            self.handle.piece_priority(piece, self.plan.priority(piece))  # reset leaves 1
 
     def on_read_piece(self, piece: int, data: bytes | None) -> None:
         waiters = self._waiters.get(piece)

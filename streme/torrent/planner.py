@@ -76,6 +76,10 @@ class PiecePlan:
         self._lowered = behind
         return changes
 
+    def priority(self, piece: int) -> int:
+        """The priority `piece` should have when no reader holds a deadline on it."""
+        return SKIPPED if piece in self._lowered else DEFAULT_PRIORITY
+
     def anchor_after(self, piece: int) -> int | None:
         """The first missing wanted piece after `piece`, or None."""
         best: int | None = None

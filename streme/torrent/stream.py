@@ -100,8 +100,13 @@ class RangeReader:
         starting = True
         try:
             while True:
-                size = ramped_window_bytes(
-                    self._config.readahead_bytes, layout.piece_length, delivered
+                # The window covers at least the pieces asked for ahead (their
+                # deadlines must follow the reading order, not tie with the next piece).
+                size = max(
+                    ramped_window_bytes(
+                        self._config.readahead_bytes, layout.piece_length, delivered
+                    ),
+                    (depth + 1) * layout.piece_length,
                 )
                 ahead = window(layout, span, position, size)
                 near = {p for p, _ in ahead}
@@ -110,7 +115,9 @@ class RangeReader:
                 )
                 while len(pending) < depth and (part := next(parts, None)) is not None:
                     pending.append((part, torrent.piece(part.piece)))
-                if starting:  # a seek to where nothing is requested yet must not queue
+                # A seek to where nothing is requested yet must not queue behind what
+                # was; nor must an index the player needs before anything else plays.
+                if starting:
                     await torrent.make_way()
                     starting = False
                 if not pending:
@@ -121,6 +128,7 @@ class RangeReader:
                 del data
                 if position == 0:
                     pins = self._tail_pins(chunk)
+                    starting = bool(pins) and pins[0][1] == INDEX_TAIL_DEADLINE_MS
                 await self._buffer.put(chunk)
                 del chunk
                 position += part.length
