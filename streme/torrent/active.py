@@ -153,7 +153,7 @@ class ActiveTorrent:
             waiters.remove(fut)
         if not waiters:
             del self._waiters[piece]
-            if piece not in self._book:
+            if piece not in self._book and self.handle.is_valid():
                 self._abandon(piece)
 
     def load_pieces(self) -> None:
@@ -317,9 +317,13 @@ class ActiveTorrent:
         return len(self._book)
 
     def withdraw(self, reader: int) -> None:
-        for piece in self._book.withdraw(reader):
+        abandoned = self._book.withdraw(reader)
+        changes = self.plan.reader_left(reader)
+        if not self.handle.is_valid():
+            return  # the torrent left the session (a failure): nothing to tell libtorrent
+        for piece in abandoned:
             self._abandon(piece)
-        self._prioritize(self.plan.reader_left(reader))
+        self._prioritize(changes)
         self._keep_anchor()
         if self._waiters:
             # Another reader is waiting (typically a player's seek racing the close of
