@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import uvloop
 
 from streme.app import App
 from streme.config import build_config
+
+if TYPE_CHECKING:
+    from tests.torrent.peers import Tracker
 
 T = TypeVar("T")
 
@@ -97,6 +100,17 @@ def start_server(
     thread.start()
     asyncio.run_coroutine_threadsafe(app.start(), loop).result(timeout=30)
     return RunningServer(app, loop, thread, cache_dir, errors)
+
+
+@pytest.fixture(scope="session")
+def tracker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracker]:
+    """One opentracker on 127.0.0.1 for the whole session, where the P2P tests' seeders
+    announce and their servers find them (`Tracker.allow` adds an infohash to its
+    whitelist). Shared by tests/torrent and tests/e2e; imported here, not at the top, so
+    the tests without P2P do not load libtorrent."""
+    from tests.torrent.peers import run_tracker
+
+    yield from run_tracker(tmp_path_factory.mktemp("tracker") / "home")
 
 
 @pytest.fixture(params=[True, False], ids=["zerocopy", "copy"])

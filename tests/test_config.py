@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from streme.config import (
     CacheConfig,
     ConfigError,
+    P2PConfig,
     build_config,
     field_types,
     min_free_bytes,
@@ -108,6 +109,20 @@ def test_p2p_settings_from_environment() -> None:
     assert p2p.static_peers == ["127.0.0.1:6881"]
     assert build_config(environ={}).p2p.enabled is True
     assert build_config(environ={"STREME_P2P_ENABLED": "0"}).p2p.enabled is False
+
+
+def test_p2p_tests_run_the_server_on_its_defaults_but_for_loopback() -> None:
+    """The P2P tests' `p2p_settings`: uTP and everything else as a user's server has it,
+    but what keeps it on loopback, the tracker it finds seeders through, and the bounds
+    on its waits. A test that changes more names it where it does."""
+    from tests.torrent.swarm import p2p_settings
+
+    tested = build_config(environ={}, cli={"p2p": p2p_settings(None)}).p2p
+    defaults = P2PConfig()
+    assert (tested.utp, tested.outgoing_utp) == (defaults.utp, defaults.outgoing_utp)
+    changed = {f for f in P2PConfig.__struct_fields__ if getattr(tested, f) != getattr(defaults, f)}
+    loopback = {"listen_interfaces", "dht", "lsd", "upnp", "natpmp"}
+    assert changed == loopback | {"metadata_timeout", "stall_timeout"}
 
 
 # One typed conversion for every environment name, by the target field's declared type.

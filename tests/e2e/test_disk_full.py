@@ -32,6 +32,7 @@ import pytest
 
 from streme.cache.sweep import PRESSURE_CHECK_INTERVAL
 from tests.conftest import RunningServer, wait_until
+from tests.torrent.peers import Tracker
 from tests.torrent.swarm import Seeder, make_seeder, p2p_settings, random_bytes, sha256
 from tests.torrent.test_p2p_stream import fetch
 
@@ -78,13 +79,14 @@ def free_bytes(path: Path) -> int:
 
 
 @pytest.fixture
-def seed(tmp_path: Path) -> Iterator[Callable[[str, int, int], Seeder]]:
+def seed(tmp_path: Path, tracker: Tracker) -> Iterator[Callable[[str, int, int], Seeder]]:
     """`seed(label, size, rng_seed)`: a libtorrent seeder of one file on 127.0.0.1, its
-    data under tmp_path, outside the small filesystem."""
+    data under tmp_path, outside the small filesystem, announced to `tracker`."""
     started: list[Seeder] = []
 
     def make(label: str, size: int, rng: int) -> Seeder:
-        seeder = make_seeder(tmp_path / f"seed-{label}", {NAME: random_bytes(size, rng)})
+        data = {NAME: random_bytes(size, rng)}
+        seeder = make_seeder(tmp_path / f"seed-{label}", data, tracker=tracker)
         started.append(seeder)
         return seeder
 
@@ -93,10 +95,10 @@ def seed(tmp_path: Path) -> Iterator[Callable[[str, int, int], Seeder]]:
         seeder.stop()
 
 
-def settings(seeders: list[Seeder], **extra: object) -> dict[str, object]:
-    """Every seeder a static peer; a torrent nobody reads leaves the session at once
-    (`idle_timeout` 0), so a finished download is only a title on disk."""
-    return p2p_settings(None, static_peers=[s.peer for s in seeders], idle_timeout=0, **extra)
+def settings(tracker: Tracker, **extra: object) -> dict[str, object]:
+    """The seeders found through `tracker`; p2p.idle_timeout 0: a torrent nobody reads
+    leaves the session at once, so a finished download is only a title on disk."""
+    return p2p_settings(tracker, idle_timeout=0, **extra)
 
 
 def source(seeder: Seeder) -> bytes:
@@ -222,6 +224,7 @@ def test_disk_full_fails_cleanly_sweeps_and_recovers(
     make_server: Callable[..., RunningServer],
     cache_dir: Path,
     seed: Callable[[str, int, int], Seeder],
+    tracker: Tracker,
     streme_log: pytest.LogCaptureFixture,
 ) -> None:
     a = seed("a", 8 * MiB + 12345, 11)
@@ -230,10 +233,11 @@ def test_disk_full_fails_cleanly_sweeps_and_recovers(
     seeders = [a, b, c]
     # min_free 0: no free-space floor, so only a real ENOSPC from libtorrent's writes
     # makes streme sweep (the free-space watch never fires); no interval sweep but the
-    # one at start.
+    # one at start. p2p.stall_timeout 15 s: a stall would end C's response no sooner;
+    # the disk must end it sooner (checked below).
     server = make_server(
         cache={"min_free": 0, "cleanup_interval": 3600},
-        p2p=settings(seeders, stall_timeout=15),
+        p2p=settings(tracker, stall_timeout=15),
     )
     with PublishedWatch(cache_dir, seeders) as watch:
         stream_whole(server, a)
@@ -281,6 +285,7 @@ def test_min_free_watch_evicts_least_recently_served(
     make_server: Callable[..., RunningServer],
     cache_dir: Path,
     seed: Callable[[str, int, int], Seeder],
+    tracker: Tracker,
     streme_log: pytest.LogCaptureFixture,
 ) -> None:
     min_free = 12 * MiB
@@ -291,7 +296,7 @@ def test_min_free_watch_evicts_least_recently_served(
     # Sizes: A and B leave ~15 MiB free (over min_free); C takes it to ~9 MiB (under);
     # evicting A alone brings it back to ~13.5 MiB, so B must stay.
     server = make_server(
-        cache={"min_free": min_free, "cleanup_interval": 3600}, p2p=settings(seeders)
+        cache={"min_free": min_free, "cleanup_interval": 3600}, p2p=settings(tracker)
     )
     with PublishedWatch(cache_dir, seeders) as watch:
         stream_whole(server, a)

@@ -34,11 +34,13 @@ from streme.cache import sweep
 from streme.cache.records import Origin, TitleRecord
 from streme.cache.usage import scan_titles
 from tests.conftest import RunningServer, wait_until
+from tests.torrent.peers import Tracker
 from tests.torrent.swarm import (
     LOOPBACK_SETTINGS,
     make_torrent,
     p2p_settings,
     random_bytes,
+    retire,
     sha256,
     wait_until_serving,
 )
@@ -100,6 +102,7 @@ class Title:
 class Swarm:
     session: lt.session
     titles: list[Title]
+    tracker: Tracker
 
     @property
     def peer(self) -> str:
@@ -107,23 +110,27 @@ class Swarm:
 
 
 @pytest.fixture
-def swarm(tmp_path: Path) -> Iterator[Swarm]:
+def swarm(tmp_path: Path, tracker: Tracker) -> Iterator[Swarm]:
     """Four titles of distinct, growing sizes (not whole pieces), each a `movie.mp4`,
-    seeded by one libtorrent session on loopback."""
+    seeded by one libtorrent session on loopback, each announced to `tracker`."""
     session = lt.session(LOOPBACK_SETTINGS)
     titles = []
     for i in range(4):
         root = tmp_path / f"seed{i}"
         data = random_bytes(MiB + 200 * KiB * i + 17 * (i + 1), 70 + i)
-        blob, infohash = make_torrent(root, {"movie.mp4": data})
+        blob, infohash = make_torrent(root, {"movie.mp4": data}, announce=tracker.announce)
+        tracker.allow(infohash)
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(blob)
         params.save_path = str(root)
         params.flags |= lt.torrent_flags.seed_mode
         wait_until_serving(session.add_torrent(params))
         titles.append(Title(infohash, data))
-    yield Swarm(session, titles)
-    session.pause()
+    swarm = Swarm(session, titles, tracker)
+    for title in titles:
+        tracker.wait_peer(title.infohash, swarm.peer)
+    yield swarm
+    retire(session)
 
 
 # -- the size cap evicts the least recently served ----------------------------------------
@@ -163,8 +170,10 @@ def test_sweep_evicts_least_recently_served_downloads_and_keeps_the_rest(
     # A while D lands, before A is served again. Setting it on the live config later
     # (the sweeper reads `config.max_size` at every sweep) makes the one sweep that
     # counts the test's own.
+    # p2p.idle_timeout: see IDLE; p2p.metadata_timeout 10 s: a title whose metadata does
+    # not come fails its fetch in 10 s.
     server = make_server(
-        cache=CACHE, p2p=p2p_settings(swarm.peer, idle_timeout=IDLE, metadata_timeout=10)
+        cache=CACHE, p2p=p2p_settings(swarm.tracker, idle_timeout=IDLE, metadata_timeout=10)
     )
     engine = server.app.engine
     assert engine is not None

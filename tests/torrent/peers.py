@@ -1,10 +1,14 @@
 """Independent BitTorrent programs on 127.0.0.1: aria2 and transmission seeders, opentracker.
 
 Nothing in streme may depend on its peers being libtorrent. These fixtures start other
-implementations as real processes, loopback only (no DHT, LPD, PEX, uTP, UPnP or NAT-PMP),
-each in its own directory under the test's tmp_path. Every wait is bounded, and every
-process is terminated, then killed, by its PID when the test ends. A fixture whose program
-is not installed skips the test (`make system-deps` installs them).
+implementations as real processes, loopback only (no DHT, LPD, PEX, UPnP or NAT-PMP;
+otherwise on their own defaults, uTP included where they have it), each in its own
+directory under the test's tmp_path. A seeder announces to the session's opentracker (the
+`tracker` fixture, tests/conftest.py) when its torrent names it, and the server finds it
+there, as a user's server finds peers. Every wait is bounded, and every process is
+terminated, then killed, by its PID when the test (or, for the tracker, the session)
+ends. A fixture whose program is not installed skips the test (`make system-deps`
+installs them).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import libtorrent as lt
 import pytest
 
 from tests.nginx import free_port
@@ -46,23 +52,45 @@ START_TIMEOUT = 20.0  # a program to listen, or a seeder to verify its data and 
 
 @dataclass
 class Torrent:
-    """Files written under `root` and their v1 .torrent (saved as `path`), not seeded yet."""
+    """Files written under `root` and their v1 .torrent (saved as `path`), not seeded yet.
+
+    With a `tracker`, the torrent names it, the tracker serves its infohash, and a seeder
+    fixture returns only once the tracker hands the seeder out."""
 
     root: Path
     path: Path
     infohash: str
     blob: bytes
     files: dict[str, bytes]
+    tracker: Tracker | None = None
 
 
 def write_torrent(
-    root: Path, files: dict[str, bytes], announce: str | None = None, piece_length: int = 65536
+    root: Path,
+    files: dict[str, bytes],
+    announce: str | None = None,
+    piece_length: int = 65536,
+    tracker: Tracker | None = None,
 ) -> Torrent:
-    """Write `files` under `root` and the .torrent next to it (`root`.torrent)."""
+    """Write `files` under `root` and the .torrent next to it (`root`.torrent).
+
+    With `tracker`, the torrent announces to it (`announce` is then its URL) and the
+    tracker is told to serve the infohash.
+    """
+    if tracker is not None:
+        announce = tracker.announce
     blob, infohash = make_torrent(root, files, piece_length, announce)
     path = root.with_suffix(".torrent")
     path.write_bytes(blob)
-    return Torrent(root, path, infohash, blob, files)
+    if tracker is not None:
+        tracker.allow(infohash)
+    return Torrent(root, path, infohash, blob, files, tracker)
+
+
+def wait_announced(torrent: Torrent, peer: str) -> None:
+    """If `torrent` names a tracker, until that tracker hands out `peer` for it."""
+    if torrent.tracker is not None:
+        torrent.tracker.wait_peer(torrent.infohash, peer)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -86,15 +114,16 @@ def log_tail(path: Path, lines: int = 30) -> str:
 def wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     """Until something accepts on 127.0.0.1:`port`; fail if `proc` exits or time runs out."""
     deadline = time.monotonic() + START_TIMEOUT
+    program = str(proc.args[0] if isinstance(proc.args, list) else proc.args)
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log_tail(log)}")
+            pytest.fail(f"{program} exited with {proc.returncode}:\n{log_tail(log)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             if time.monotonic() > deadline:
-                pytest.fail(f"{proc.args[0]} not listening on {port}:\n{log_tail(log)}")
+                pytest.fail(f"{program} not listening on {port}:\n{log_tail(log)}")
             time.sleep(0.05)
 
 
@@ -138,7 +167,7 @@ def processes() -> Iterator[Processes]:
 def start_aria2(processes: Processes, torrent: Torrent) -> str:
     """aria2c seeding `torrent` from its files; returns its peer address host:port.
 
-    It announces to the torrent's tracker, if it names one.
+    It announces to the torrent's tracker, if it names one (see `start_aria2_many`).
     """
     return start_aria2_many(processes, [torrent])
 
@@ -146,7 +175,8 @@ def start_aria2(processes: Processes, torrent: Torrent) -> str:
 def start_aria2_many(processes: Processes, torrents: list[Torrent]) -> str:
     """One aria2c seeding every torrent in `torrents`, whose files must all be under the
     same root (the first torrent's); returns its peer address host:port (one listening
-    port for all of them). Each announces to its torrent's tracker, if it names one."""
+    port for all of them). Each announces to its torrent's tracker, if it names one; with
+    a `Torrent.tracker`, this returns once that tracker hands aria2c out for it."""
     assert ARIA2C is not None
     root = torrents[0].root
     assert all(t.root == root for t in torrents), "one aria2c seeds from one directory"
@@ -175,7 +205,10 @@ def start_aria2_many(processes: Processes, torrents: list[Torrent]) -> str:
         log,
     )
     wait_listening(proc, port, log)
-    return f"127.0.0.1:{port}"
+    peer = f"127.0.0.1:{port}"
+    for torrent in torrents:
+        wait_announced(torrent, peer)
+    return peer
 
 
 @pytest.fixture
@@ -190,13 +223,19 @@ def aria2_seeder(processes: Processes) -> Callable[[Torrent], str]:
 
 # Transmission answers every 500 ms: a piece is never that late unless it is lost.
 TR_STALL_TIMEOUT = 8
-# When libtorrent cancels requests in flight to a transmission 3.00 seeder (its
-# time-critical picking, or a seek making way), transmission never answers the CANCELs
-# although both sides negotiated the fast extension (BEP 6; transmission#511, fixed in
-# 4.0), and libtorrent waits for those blocks from that peer. The server reconnects when
-# a piece it waits for makes no progress over two `p2p.piece_kick_after` periods; one
-# second here keeps the tests short.
-TR_P2P: dict[str, object] = {"stall_timeout": TR_STALL_TIMEOUT, "piece_kick_after": 1}
+# The settings the transmission tests change from p2p_settings', each next to its reason.
+TR_P2P: dict[str, object] = {
+    # p2p.stall_timeout (p2p_settings: 20 s): a lost piece fails the test in 8 s.
+    "stall_timeout": TR_STALL_TIMEOUT,
+    # p2p.piece_kick_after (streme's default: 3 s): when libtorrent cancels requests in
+    # flight to a transmission 3.00 seeder (its time-critical picking, or a seek making
+    # way), transmission never answers the CANCELs although both sides negotiated the
+    # fast extension (BEP 6; transmission#511, fixed in 4.0), and libtorrent waits for
+    # those blocks from that peer. The server reconnects to its peers when a piece it
+    # waits for makes no progress over two of these periods; one second, not three,
+    # keeps the streams short.
+    "piece_kick_after": 1,
+}
 
 TR_STATUS_SEED = 6  # tr_torrent_activity: 0 stopped, 1/2 verify, 3/4 download, 5/6 seed
 TR_STATUS_CHECK = (1, 2)
@@ -263,7 +302,8 @@ class Transmission:
         return list(self.status(infohash)["peers"])
 
     def seed(self, torrent: Torrent) -> str:
-        """Add `torrent` (its files already in place), wait until verified and seeding."""
+        """Add `torrent` (its files already in place), wait until verified and seeding,
+        and, with a `Torrent.tracker`, until that tracker hands this daemon out."""
         added = self.rpc(
             "torrent-add",
             metainfo=base64.b64encode(torrent.blob).decode(),
@@ -279,6 +319,7 @@ class Transmission:
             if state["error"]:
                 pytest.fail(f"transmission: {state['errorString']}\n{log_tail(self.log)}")
             if state["status"] == TR_STATUS_SEED and state["percentDone"] == 1:
+                wait_announced(torrent, self.peer)
                 return self.peer
             if state["status"] not in TR_STATUS_CHECK and not verified:
                 # It found the files but did not check them (yet): ask once.
@@ -330,11 +371,11 @@ def start_transmission(processes: Processes, home: Path) -> Transmission:
     config.mkdir(parents=True)
     rpc_port, peer_port = free_port(), free_port()
     settings = {
-        # Everything that could reach past loopback is off.
+        # Everything that could reach past loopback is off. uTP stays on, as transmission
+        # ships it (its UDP socket is bound to 127.0.0.1 like its TCP one).
         "dht-enabled": False,
         "lpd-enabled": False,
         "pex-enabled": False,
-        "utp-enabled": False,
         "port-forwarding-enabled": False,
         "blocklist-enabled": False,
         "bind-address-ipv4": "127.0.0.1",
@@ -376,7 +417,6 @@ def start_transmission(processes: Processes, home: Path) -> Transmission:
             f"--peerport={peer_port}",
             "--no-dht",
             "--no-lpd",
-            "--no-utp",
             "--no-portmap",
             "--no-blocklist",
             "--no-watch-dir",
@@ -424,20 +464,31 @@ def transmission_seeder(
 
 # -- opentracker ---------------------------------------------------------------------------
 
+# A peer that is never there: the tracker probes of `Tracker.peers` and `Tracker.allow`
+# announce as it (opentracker keys peers by address; nothing listens on port 1).
+PROBE_PEER_ID = b"-streme-test-probe--"
+PROBE_PORT = 1
+
 
 @dataclass
 class Tracker:
     """opentracker on 127.0.0.1 (HTTP only). Debian builds it with a whitelist: it answers
-    only for the infohashes it was started with."""
+    only for the infohashes in its whitelist file, which it reads again on SIGHUP, so one
+    tracker serves a whole test session: `allow(infohash)` adds one."""
 
     home: Path
     port: int
     processes: Processes
     proc: subprocess.Popen[bytes] | None = None
+    allowed: set[str] = field(default_factory=set)
 
     @property
     def announce(self) -> str:
         return f"http://127.0.0.1:{self.port}/announce"
+
+    @property
+    def whitelist(self) -> Path:
+        return self.home / "whitelist.txt"
 
     def start(self, *infohashes: str) -> None:
         assert OPENTRACKER is not None
@@ -445,16 +496,99 @@ class Tracker:
         self.home.mkdir(parents=True, exist_ok=True)
         # As root it chroots to -d and drops to `nobody`, who must read the whitelist.
         self.home.chmod(0o755)
-        whitelist = self.home / "whitelist.txt"
-        whitelist.write_text("".join(f"{h}\n" for h in infohashes))
-        whitelist.chmod(0o644)
+        self.allowed.update(infohashes)
+        self.whitelist.write_text("".join(f"{h}\n" for h in infohashes))
+        self.whitelist.chmod(0o644)
         log = self.home.with_name(f"{self.home.name}.log")
         # -i before -p binds that port on that address only; with a -p given there is no
         # default 0.0.0.0:6969 (TCP or UDP). The whitelist path is opened after the
-        # chroot (as root) or chdir (otherwise) into -d, hence relative.
+        # chroot (as root) or chdir (otherwise) into -d, hence relative; so is every
+        # reload.
         args = [OPENTRACKER, "-i", "127.0.0.1", "-p", str(self.port), "-d", str(self.home)]
-        self.proc = self.processes.start([*args, "-w", whitelist.name], log)
+        self.proc = self.processes.start([*args, "-w", self.whitelist.name], log)
         wait_listening(self.proc, self.port, log)
+
+    def allow(self, *infohashes: str, timeout: float = START_TIMEOUT) -> None:
+        """Add `infohashes` to the whitelist and have the running tracker read it again
+        (SIGHUP); returns once it answers announces for each of them."""
+        assert self.proc is not None, "not started"
+        new = [h for h in infohashes if h not in self.allowed]
+        if not new:
+            return
+        with open(self.whitelist, "a") as f:
+            f.write("".join(f"{h}\n" for h in new))
+        self.allowed.update(new)
+        self.proc.send_signal(signal.SIGHUP)
+        # A scrape cannot tell: opentracker answers an empty one for an infohash it does
+        # not serve, as for one it serves with no peers yet. An announce is refused
+        # ("failure reason") until the reload.
+        deadline = time.monotonic() + timeout
+        for infohash in new:
+            while self.refuses(infohash):
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    pytest.fail(f"opentracker never allowed {infohash} after SIGHUP")
+                time.sleep(0.02)
+
+    def refuses(self, infohash: str) -> bool:
+        """Whether the tracker refuses announces for `infohash` (not in its whitelist).
+
+        The probe announces as a peer that is never there, then as stopped, which takes
+        it off the list again. (A `stopped` announce alone is never refused.)
+        """
+        reply = self._announce(infohash, left=1)
+        if b"failure reason" in reply:
+            return True
+        self._announce(infohash, event="stopped")
+        return False
+
+    def peers(self, infohash: str) -> set[str]:
+        """The host:port peers the tracker hands out for `infohash` now.
+
+        It answers only an announce: the probe announces as a leecher that is never
+        there, then as stopped, which takes it off the list again.
+        """
+        reply = self._announce(infohash, left=1, numwant=200)
+        self._announce(infohash, event="stopped")
+        decoded: Any = lt.bdecode(reply)
+        if not isinstance(decoded, dict) or b"failure reason" in decoded:
+            pytest.fail(f"opentracker refused {infohash}: {reply[:200]!r}")
+        compact = bytes(decoded.get(b"peers", b""))  # BEP 23: 4 bytes IPv4, 2 bytes port
+        found = set()
+        for at in range(0, len(compact) - 5, 6):
+            ip = socket.inet_ntoa(compact[at : at + 4])
+            port = int.from_bytes(compact[at + 4 : at + 6], "big")
+            found.add(f"{ip}:{port}")
+        found.discard(f"127.0.0.1:{PROBE_PORT}")
+        return found
+
+    def _announce(self, infohash: str, **fields: object) -> bytes:
+        query = {
+            "peer_id": PROBE_PEER_ID,
+            "port": PROBE_PORT,
+            "uploaded": 0,
+            "downloaded": 0,
+            "left": 0,
+            "compact": 1,
+            **fields,
+        }
+        # quote, not urlencode: opentracker reads "+" as "+", not as a space (0x20).
+        quoted = urllib.parse.quote(bytes.fromhex(infohash), safe="")
+        rest = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        with urllib.request.urlopen(f"{self.announce}?info_hash={quoted}&{rest}", timeout=5) as r:
+            return bytes(r.read())
+
+    def wait_peer(self, infohash: str, peer: str, timeout: float = START_TIMEOUT) -> float:
+        """Until the tracker hands out `peer` (host:port) for `infohash`: a seeder has
+        announced. Returns the seconds it took. (A seeder count would not do: a stopped
+        peer of an earlier test with the same infohash may still be listed.)"""
+        started = time.monotonic()
+        while True:
+            found = self.peers(infohash)
+            if peer in found:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                pytest.fail(f"{peer} never announced {infohash} to the tracker: {found}")
+            time.sleep(0.05)
 
     def scrape(self, infohash: str) -> dict[str, int]:
         """{'complete': seeders, 'incomplete': leechers, 'downloaded': n} for `infohash`."""
@@ -489,13 +623,18 @@ def scrape_counts(body: bytes) -> dict[str, int]:
     return counts
 
 
-@pytest.fixture
-def opentracker(processes: Processes, tmp_path: Path) -> Tracker:
-    """An opentracker with a free port chosen (its `announce` URL is known), not started:
-    make the torrent with that URL, then `opentracker.start(infohash)`."""
+def run_tracker(home: Path) -> Iterator[Tracker]:
+    """A started opentracker with an empty whitelist (`allow` adds to it), stopped by its
+    PID when the generator ends: the body of the session's `tracker` fixture."""
     if OPENTRACKER is None:
         pytest.skip("opentracker not installed (make system-deps installs it)")
-    return Tracker(tmp_path / "tracker", free_port(), processes)
+    processes = Processes()
+    try:
+        tracker = Tracker(home, free_port(), processes)
+        tracker.start()
+        yield tracker
+    finally:
+        processes.stop_all()
 
 
 __all__ = [
@@ -509,10 +648,13 @@ __all__ = [
     "Tracker",
     "Transmission",
     "aria2_seeder",
-    "opentracker",
     "processes",
+    "run_tracker",
+    "start_aria2",
     "start_aria2_many",
+    "start_transmission",
     "stop_process",
     "transmission_seeder",
+    "wait_announced",
     "write_torrent",
 ]

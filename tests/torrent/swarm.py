@@ -1,4 +1,10 @@
-"""A real libtorrent seeder on 127.0.0.1 for P2P tests (DHT, LSD, UPnP, NAT-PMP off)."""
+"""A real libtorrent seeder on 127.0.0.1 for P2P tests, and the server's P2P settings.
+
+Seeder and server are on their own defaults but for what keeps them on loopback (DHT,
+LSD, UPnP, NAT-PMP off; listening on 127.0.0.1): uTP is on, and the server finds the
+seeder through a tracker (the session's opentracker, the `tracker` fixture), as a user's
+server finds its peers.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,23 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libtorrent as lt
 
+if TYPE_CHECKING:
+    from tests.torrent.peers import Tracker
+
+# libtorrent's defaults, uTP (in and out) included, but for loopback only.
 LOOPBACK_SETTINGS: lt.settings_pack = {
     "listen_interfaces": "127.0.0.1:0",
     "enable_dht": False,
     "enable_lsd": False,
     "enable_upnp": False,
     "enable_natpmp": False,
-    "enable_outgoing_utp": False,
-    "enable_incoming_utp": False,
+    # Every peer here has the address 127.0.0.1.
     "allow_multiple_connections_per_ip": True,
+    # Bandwidth quota (a seeder's upload_limit) handed out every 100 ms, not 500.
     "tick_interval": 100,
 }
 
@@ -30,6 +41,7 @@ class Seeder:
     infohash: str
     torrent: bytes
     files: dict[str, bytes]
+    tracker: Tracker | None = None
 
     @property
     def port(self) -> int:
@@ -41,7 +53,28 @@ class Seeder:
 
     def stop(self) -> None:
         self.session.remove_torrent(self.handle)
-        self.session.pause()
+        retire(self.session)
+
+
+# How long a stopped session is kept before it may be destroyed: see `retire`.
+UTP_CONNECT_TIMEOUT = 3.0
+_retired: list[tuple[float, lt.session]] = []
+
+
+def retire(session: lt.session) -> None:
+    """Pause `session` and keep it alive until its outgoing uTP connections have failed.
+
+    opentracker hands every announcer back its own address (and those of peers gone
+    since, until they time out), and libtorrent dials them over uTP first: to itself or a
+    closed port on loopback that takes libtorrent's whole 3 s uTP connect timeout.
+    Destroying the session meanwhile blocks until the attempts end, holding the GIL (the
+    whole test process, a server's loop thread included, stands still). Kept here, it is
+    destroyed once that is over: at a later `retire`, or at exit.
+    """
+    session.pause()
+    now = time.monotonic()
+    _retired[:] = [(at, s) for at, s in _retired if now - at < UTP_CONNECT_TIMEOUT + 1]
+    _retired.append((now, session))
 
 
 def make_torrent(
@@ -76,15 +109,21 @@ def make_seeder(
     upload_limit: int = 0,
     keep_fraction: float = 1.0,
     announce: str | None = None,
+    tracker: Tracker | None = None,
 ) -> Seeder:
     """Write `files` (paths under one top folder, or one file) and seed them.
 
     With `keep_fraction` < 1, each file is cut to that fraction after the torrent is made
     and libtorrent checks what is left: the peer then has only the first pieces, so a
     downloader can get so far and no further. With `announce`, the torrent names that
-    tracker and the seeder announces to it.
+    tracker and the seeder announces to it. With `tracker`, the same for that tracker,
+    which is told to serve the infohash first; this returns once it hands the seeder out.
     """
+    if tracker is not None:
+        announce = tracker.announce
     blob, infohash = make_torrent(root, files, piece_length, announce)
+    if tracker is not None:
+        tracker.allow(infohash)  # before the seeder's first announce
     session = lt.session(LOOPBACK_SETTINGS)
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(blob)
@@ -99,7 +138,10 @@ def make_seeder(
     if upload_limit:
         handle.set_upload_limit(upload_limit)
     wait_until_serving(handle)
-    return Seeder(session, handle, infohash, blob, files)
+    seeder = Seeder(session, handle, infohash, blob, files, tracker)
+    if tracker is not None:
+        tracker.wait_peer(infohash, seeder.peer)
+    return seeder
 
 
 def wait_until_serving(handle: lt.torrent_handle, timeout: float = 20.0) -> None:
@@ -133,12 +175,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def p2p_settings(seeder: Seeder | str | None, **extra: object) -> dict[str, object]:
-    """Loopback-only engine settings with `seeder` (or a host:port) as the static peer.
+def p2p_settings(tracker: Tracker | None, **extra: object) -> dict[str, object]:
+    """The server's P2P settings: streme's defaults (uTP accepted, not dialled) but for
+    loopback only, and `tracker`'s announce URL as its one tracker, where it finds the
+    seeders (make them with that tracker). None: no tracker.
 
-    With None there is no static peer: peers come from `trackers=[...]` in `extra`.
+    A test that changes a setting passes it in `extra`, next to the reason.
     """
-    peers = [] if seeder is None else [seeder if isinstance(seeder, str) else seeder.peer]
     return {
         "enabled": True,
         "listen_interfaces": "127.0.0.1:0",
@@ -146,12 +189,22 @@ def p2p_settings(seeder: Seeder | str | None, **extra: object) -> dict[str, obje
         "lsd": False,
         "upnp": False,
         "natpmp": False,
-        "utp": False,
-        "static_peers": peers,
+        "trackers": [] if tracker is None else [tracker.announce],
+        # Bounds on the waits (streme's defaults: 60 s): a test that cannot get its
+        # metadata or a piece fails in 20 s, with the server's own error.
         "metadata_timeout": 20,
         "stall_timeout": 20,
         **extra,
     }
 
 
-__all__ = ["Seeder", "make_seeder", "make_torrent", "os", "p2p_settings", "random_bytes", "sha256"]
+__all__ = [
+    "Seeder",
+    "make_seeder",
+    "make_torrent",
+    "os",
+    "p2p_settings",
+    "random_bytes",
+    "retire",
+    "sha256",
+]

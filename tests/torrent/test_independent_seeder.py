@@ -1,6 +1,6 @@
 """Nothing may depend on the seeder being libtorrent: stream from aria2 and transmission.
 
-The server reaches each seeder as its one static peer, on loopback (see peers.py).
+The server finds each seeder through the session's tracker, on loopback (see peers.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tests.conftest import RunningServer
 from tests.torrent.peers import (
     TR_P2P,
     Torrent,
+    Tracker,
     Transmission,
     write_torrent,
 )
@@ -48,36 +49,40 @@ def check_whole_and_middle(server: RunningServer, infohash: str, data: bytes) ->
 def test_stream_from_aria2_seeder(
     make_server: Callable[..., RunningServer],
     aria2_seeder: Callable[[Torrent], str],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     data = random_bytes(SIZE, 9)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
-    server = make_server(p2p=p2p_settings(aria2_seeder(torrent)))
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
+    aria2_seeder(torrent)
+    server = make_server(p2p=p2p_settings(tracker))
     check_whole_and_middle(server, torrent.infohash, data)
 
 
 def test_stream_from_transmission_seeder(
     make_server: Callable[..., RunningServer],
     transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     data = random_bytes(TR_SIZE, 10)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
-    daemon = transmission_seeder(torrent)
-    server = make_server(p2p=p2p_settings(daemon.peer, **TR_P2P))
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
+    transmission_seeder(torrent)
+    server = make_server(p2p=p2p_settings(tracker, **TR_P2P))
     check_whole_and_middle(server, torrent.infohash, data)
 
 
 def test_seek_into_the_middle_from_transmission_seeder(
     make_server: Callable[..., RunningServer],
     transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     """A cold start in the middle of the file (a player's seek): only pieces from there."""
     data = random_bytes(TR_SIZE, 16)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
-    daemon = transmission_seeder(torrent)
-    server = make_server(p2p=p2p_settings(daemon.peer, **TR_P2P))
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
+    transmission_seeder(torrent)
+    server = make_server(p2p=p2p_settings(tracker, **TR_P2P))
     start, end = TR_SIZE // 2 + 3, TR_SIZE // 2 + 200_002
     status, headers, body = fetch(
         server, f"/stream/proxy/{torrent.infohash}", {"Range": f"bytes={start}-{end}"}
@@ -90,6 +95,7 @@ def test_seek_into_the_middle_from_transmission_seeder(
 def test_second_file_of_a_multi_file_torrent_from_transmission(
     make_server: Callable[..., RunningServer],
     transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     # All videos, none a whole number of pieces: whichever the torrent lists second
@@ -99,11 +105,11 @@ def test_second_file_of_a_multi_file_torrent_from_transmission(
         "Pack/S01E02.mkv": random_bytes(MiB // 2 + 70_013, 12),
         "Pack/S01E03.mkv": random_bytes(MiB // 2 + 17, 13),
     }
-    torrent = write_torrent(tmp_path / "seed", files)
+    torrent = write_torrent(tmp_path / "seed", files, tracker=tracker)
     order = ["/".join(("Pack", *f.path)) for f in parse_torrent(torrent.blob).files]
     assert sorted(order) == sorted(files)
-    daemon = transmission_seeder(torrent)
-    server = make_server(p2p=p2p_settings(daemon.peer, **TR_P2P))
+    transmission_seeder(torrent)
+    server = make_server(p2p=p2p_settings(tracker, **TR_P2P))
     status, headers, body = fetch(server, f"/stream/proxy/{torrent.infohash}?file=1")
     assert status == 200
     assert int(headers["content-length"]) == len(files[order[1]])
@@ -114,14 +120,15 @@ def test_second_file_of_a_multi_file_torrent_from_transmission(
 def test_transmission_on_its_own_choke_schedule(
     make_server: Callable[..., RunningServer],
     transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     """Transmission left alone unchokes the server on its 10-second round: the first byte
     comes late but the bytes are right."""
     data = random_bytes(TR_SIZE, 14)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
     daemon = transmission_seeder(torrent, fast_unchoke=False)
-    server = make_server(p2p=p2p_settings(daemon.peer))
+    server = make_server(p2p=p2p_settings(tracker))
     started = time.monotonic()
     status, _, body = fetch(server, f"/stream/proxy/{torrent.infohash}")
     assert status == 200
@@ -134,14 +141,15 @@ def test_transmission_on_its_own_choke_schedule(
 def test_transmission_seek_then_read_from_the_start(
     make_server: Callable[..., RunningServer],
     transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     """A player that seeks (the range in the middle) and then reads from byte 0: the
     second reader's deadlines cancel the requests for pieces 1-7 already in flight."""
     data = random_bytes(TR_SIZE, 17)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
-    daemon = transmission_seeder(torrent)
-    server = make_server(p2p=p2p_settings(daemon.peer, **TR_P2P))
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
+    transmission_seeder(torrent)
+    server = make_server(p2p=p2p_settings(tracker, **TR_P2P))
     start = TR_SIZE // 2 + 3
     status, _, body = fetch(
         server, f"/stream/proxy/{torrent.infohash}", {"Range": f"bytes={start}-"}
@@ -157,6 +165,7 @@ def test_transmission_seek_then_read_from_the_start(
 def test_transmission_unchoking_before_the_metadata_arrives(
     make_server: Callable[..., RunningServer],
     transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
     tmp_path: Path,
 ) -> None:
     """Transmission's 10-second choke round may fall between the server connecting and
@@ -164,13 +173,13 @@ def test_transmission_unchoking_before_the_metadata_arrives(
     low-priority batch): about a third of stream starts. libtorrent then requests a piece
     before the reader sets its deadlines, and cancels it when they come. Forced here."""
     data = random_bytes(TR_SIZE, 15)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data})
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
     daemon = transmission_seeder(torrent, fast_unchoke=False)
     # If the cancels do stall the piece, the server reconnects, and transmission left
     # alone unchokes the new connection on its next round: up to 10 s more, and this can
     # happen twice in one stream (libtorrent cancels again when its deadline list runs
     # empty and fills again). The server's default stall_timeout is 60 s.
-    server = make_server(p2p=p2p_settings(daemon.peer, **{**TR_P2P, "stall_timeout": 45}))
+    server = make_server(p2p=p2p_settings(tracker, **{**TR_P2P, "stall_timeout": 45}))
     deadline = time.monotonic() + 10
 
     def unchoke_on_connect() -> None:

@@ -3,7 +3,8 @@
 The server is given nothing but the infohash and `trackers=[announce URL]` (no DHT, LSD,
 PEX or static peers), so every byte it streams comes from a seeder it learnt of from
 the tracker. Seeders: libtorrent, aria2 and transmission, each announcing to the tracker
-named in its .torrent.
+named in its .torrent. (Every P2P test finds its seeders so; these check the tracker's
+side too: the server announced itself.)
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def stream_via_tracker(
     data: bytes,
     **p2p: object,
 ) -> None:
-    tracker.wait_seeders(infohash)  # the seeder has announced: the tracker knows its port
-    server = make_server(p2p=p2p_settings(None, trackers=[tracker.announce], **p2p))
+    """Stream the seeder's file (the tracker hands the seeder out already) through the
+    tracker, whole and from the middle; `p2p` are settings the caller changes."""
+    server = make_server(p2p=p2p_settings(tracker, **p2p))
     status, headers, body = fetch(server, f"/stream/proxy/{infohash}")
     assert status == 200
     assert int(headers["content-length"]) == len(data)
@@ -48,41 +50,37 @@ def stream_via_tracker(
 
 
 def test_libtorrent_seeder_found_through_opentracker(
-    make_server: Callable[..., RunningServer], opentracker: Tracker, tmp_path: Path
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path
 ) -> None:
     data = random_bytes(SIZE, 21)
-    seeder = make_seeder(tmp_path / "seed", {"movie.mp4": data}, announce=opentracker.announce)
+    seeder = make_seeder(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
     try:
-        opentracker.start(seeder.infohash)
-        seeder.handle.force_reannounce()  # its first announce found no tracker yet
-        stream_via_tracker(make_server, opentracker, seeder.infohash, data)
+        stream_via_tracker(make_server, tracker, seeder.infohash, data)
     finally:
         seeder.stop()
 
 
 def test_aria2_seeder_found_through_opentracker(
     make_server: Callable[..., RunningServer],
-    opentracker: Tracker,
+    tracker: Tracker,
     aria2_seeder: Callable[[Torrent], str],
     tmp_path: Path,
 ) -> None:
     """Neither the tracker nor the seeder is libtorrent."""
     data = random_bytes(SIZE, 22)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, opentracker.announce)
-    opentracker.start(torrent.infohash)
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
     aria2_seeder(torrent)
-    stream_via_tracker(make_server, opentracker, torrent.infohash, data)
+    stream_via_tracker(make_server, tracker, torrent.infohash, data)
 
 
 def test_transmission_seeder_found_through_opentracker(
     make_server: Callable[..., RunningServer],
-    opentracker: Tracker,
+    tracker: Tracker,
     transmission_seeder: Callable[..., Transmission],
     tmp_path: Path,
 ) -> None:
     """Neither the tracker nor the seeder is libtorrent."""
     data = random_bytes(SIZE, 23)
-    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, opentracker.announce)
-    opentracker.start(torrent.infohash)
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
     transmission_seeder(torrent)
-    stream_via_tracker(make_server, opentracker, torrent.infohash, data, **TR_P2P)
+    stream_via_tracker(make_server, tracker, torrent.infohash, data, **TR_P2P)

@@ -32,8 +32,8 @@ from tests.torrent.swarm import (
 from tests.torrent.test_p2p_stream import fetch
 
 MiB = 1024 * 1024
-SLOTS = 2  # p2p.max_active_torrents
-IDLE = 1.0  # p2p.idle_timeout, seconds
+SLOTS = 2  # p2p.max_active_torrents: fewer than the titles streamed, which must take turns
+IDLE = 1.0  # p2p.idle_timeout, seconds: every torrent leaves within the test
 LEAVE_GRACE = 5.0  # how long after the idle timeout a torrent may take to be gone
 REQUEST_BOUND = 5.0  # seconds for a short range request, re-adding the torrent included
 
@@ -71,23 +71,24 @@ def p2p_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 # -- more torrents than slots, from an independent seeder found through a tracker --------
 
 
-def write_titles(root: Path, count: int, announce: str) -> list[Torrent]:
+def write_titles(root: Path, count: int, tracker: Tracker) -> list[Torrent]:
     """`count` distinct single-file v1 torrents, their files side by side under `root`
-    (one aria2c seeds them all), each naming the tracker `announce`."""
+    (one aria2c seeds them all), each naming `tracker`, which serves them."""
     torrents = []
     for i in range(count):
         name = f"title{i}.mp4"
         files = {name: random_bytes(2 * MiB + 1000 * i + 17, 40 + i)}  # not whole pieces
-        blob, infohash = make_torrent(root, files, announce=announce)
+        blob, infohash = make_torrent(root, files, announce=tracker.announce)
         path = root.with_name(f"title{i}.torrent")
         path.write_bytes(blob)
-        torrents.append(Torrent(root, path, infohash, blob, files))
+        tracker.allow(infohash)
+        torrents.append(Torrent(root, path, infohash, blob, files, tracker))
     return torrents
 
 
 def test_more_torrents_than_slots_one_after_another(
     make_server: Callable[..., RunningServer],
-    opentracker: Tracker,
+    tracker: Tracker,
     processes: Processes,
     tmp_path: Path,
     cache_dir: Path,
@@ -97,16 +98,9 @@ def test_more_torrents_than_slots_one_after_another(
     none is refused, and at the end every one is a cache hit with no P2P left behind."""
     if ARIA2C is None:
         pytest.skip("aria2 not installed (make system-deps installs it)")
-    titles = write_titles(tmp_path / "seed", SLOTS + 2, opentracker.announce)
-    opentracker.start(*(t.infohash for t in titles))
-    start_aria2_many(processes, titles)
-    for title in titles:
-        opentracker.wait_seeders(title.infohash)
-    # `utp` stays as p2p_settings sets it for loopback (off); trackers are the only
-    # source of peers (no static peers, DHT, LSD or PEX).
-    settings = p2p_settings(
-        None, trackers=[opentracker.announce], max_active_torrents=SLOTS, idle_timeout=IDLE
-    )
+    titles = write_titles(tmp_path / "seed", SLOTS + 2, tracker)
+    start_aria2_many(processes, titles)  # returns once the tracker hands it out for each
+    settings = p2p_settings(tracker, max_active_torrents=SLOTS, idle_timeout=IDLE)
     server = make_server(p2p=settings)
     for title in titles:
         data = next(iter(title.files.values()))
@@ -146,6 +140,7 @@ SIZE = 8 * MiB + 12345  # not a whole number of pieces
 
 def test_idle_unfinished_torrent_leaves_with_resume_data_and_resumes(
     make_server: Callable[..., RunningServer],
+    tracker: Tracker,
     tmp_path: Path,
     cache_dir: Path,
     p2p_log: pytest.LogCaptureFixture,
@@ -155,10 +150,10 @@ def test_idle_unfinished_torrent_leaves_with_resume_data_and_resumes(
     it leaves again, keeping them; a later server resumes from them with a full seeder."""
     data = random_bytes(SIZE, 31)
     # This swarm has only the first half of the file: the download cannot finish.
-    half = make_seeder(tmp_path / "half", {"movie.mp4": data}, keep_fraction=0.5)
+    half = make_seeder(tmp_path / "half", {"movie.mp4": data}, keep_fraction=0.5, tracker=tracker)
     full: Seeder | None = None
     try:
-        first = make_server(p2p=p2p_settings(half, idle_timeout=IDLE))
+        first = make_server(p2p=p2p_settings(tracker, idle_timeout=IDLE))
         sock = socket.create_connection(("127.0.0.1", first.port), timeout=30)
         sock.sendall(f"GET /stream/proxy/{half.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         got = b""
@@ -197,8 +192,8 @@ def test_idle_unfinished_torrent_leaves_with_resume_data_and_resumes(
         assert sha256(kept.read_bytes()[:MiB]) == sha256(data[:MiB])
         first.stop()
         # A full seeder now; a new server on the same cache resumes from the saved data.
-        full = make_seeder(tmp_path / "full", {"movie.mp4": data})
-        second = make_server(p2p=p2p_settings(full))
+        full = make_seeder(tmp_path / "full", {"movie.mp4": data}, tracker=tracker)
+        second = make_server(p2p=p2p_settings(tracker))  # the tracker hands out both
         status, _, body = fetch(second, f"/stream/proxy/{full.infohash}")
         assert status == 200
         assert sha256(body) == sha256(data)
@@ -216,11 +211,12 @@ def test_idle_unfinished_torrent_leaves_with_resume_data_and_resumes(
 
 
 @pytest.fixture
-def half_seeder(tmp_path: Path) -> Iterator[Seeder]:
+def half_seeder(tmp_path: Path, tracker: Tracker) -> Iterator[Seeder]:
     """A seeder with the first half of the file only: the download never finishes (a
     finished one would be published, and later requests would be cache hits with no
     torrent left to race), and every departure saves resume data."""
-    seed = make_seeder(tmp_path / "seed", {"movie.mp4": random_bytes(SIZE, 32)}, keep_fraction=0.5)
+    data = random_bytes(SIZE, 32)
+    seed = make_seeder(tmp_path / "seed", {"movie.mp4": data}, keep_fraction=0.5, tracker=tracker)
     yield seed
     seed.stop()
 
@@ -228,6 +224,7 @@ def half_seeder(tmp_path: Path) -> Iterator[Seeder]:
 def test_request_during_leave_re_adds(
     make_server: Callable[..., RunningServer],
     half_seeder: Seeder,
+    tracker: Tracker,
     p2p_log: pytest.LogCaptureFixture,
 ) -> None:
     """idle_timeout 0: the torrent starts leaving as each response ends, and the next
@@ -235,7 +232,8 @@ def test_request_during_leave_re_adds(
     it again, from the resume data the departure saved."""
     ih = half_seeder.infohash
     data = half_seeder.files["movie.mp4"]
-    server = make_server(p2p=p2p_settings(half_seeder, idle_timeout=0))
+    # p2p.idle_timeout 0: each torrent starts leaving the moment its response ends.
+    server = make_server(p2p=p2p_settings(tracker, idle_timeout=0))
     rng = random.Random(33)
     requests = 30
     have = SIZE // 2 - 64 * 1024  # the seeder's whole pieces
@@ -248,7 +246,8 @@ def test_request_during_leave_re_adds(
         )
         took = time.monotonic() - asked
         # Waiting out a departure costs a resume-data save and a removal (milliseconds),
-        # and the re-added torrent's peer connection (up to ~1 s); not much more.
+        # and the re-added torrent's announce and peer connection (up to ~1 s); not much
+        # more.
         assert took < REQUEST_BOUND, f"request {n} took {took:.1f} s"
         assert status == 206, body[:200]
         assert headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
@@ -275,6 +274,7 @@ def test_request_during_leave_re_adds(
 
 def test_head_only_torrent_leaves_after_idle_timeout(
     make_server: Callable[..., RunningServer],
+    tracker: Tracker,
     tmp_path: Path,
     cache_dir: Path,
     p2p_log: pytest.LogCaptureFixture,
@@ -282,9 +282,9 @@ def test_head_only_torrent_leaves_after_idle_timeout(
     """A HEAD needs only the metadata and holds no reader: the torrent leaves after
     idle_timeout (measured from the HEAD), leaves nothing behind, and comes back."""
     data = random_bytes(2 * MiB + 9, 34)
-    seed = make_seeder(tmp_path / "seed", {"movie.mp4": data})
+    seed = make_seeder(tmp_path / "seed", {"movie.mp4": data}, tracker=tracker)
     try:
-        server = make_server(p2p=p2p_settings(seed, idle_timeout=IDLE))
+        server = make_server(p2p=p2p_settings(tracker, idle_timeout=IDLE))
         status, headers, body = fetch(server, f"/stream/proxy/{seed.infohash}", method="HEAD")
         answered = time.monotonic()
         assert (status, body) == (200, b"")

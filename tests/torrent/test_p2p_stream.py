@@ -1,4 +1,5 @@
-"""Streaming a cache miss from a real local swarm (a libtorrent seeder on 127.0.0.1)."""
+"""Streaming a cache miss from a real local swarm: a libtorrent seeder on 127.0.0.1, which
+the server finds through the session's tracker."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 
 from streme.cache.mediatypes import content_type_for
 from streme.cache.torrentmeta import parse_torrent
-from streme.torrent.engine import TorrentSnapshot
 from streme.torrent.pieces import prefetch_depth
+from streme.torrent.snapshot import TorrentSnapshot
 from tests.conftest import RunningServer, wait_until
+from tests.torrent.peers import Tracker
 from tests.torrent.swarm import Seeder, make_seeder, p2p_settings, random_bytes, sha256
 
 MiB = 1024 * 1024
@@ -24,8 +26,8 @@ SIZE = 8 * MiB + 12345  # not a whole number of pieces
 
 
 @pytest.fixture
-def seeder(tmp_path: Path) -> Iterator[Seeder]:
-    seed = make_seeder(tmp_path / "seed", {"movie.mp4": random_bytes(SIZE, 1)})
+def seeder(tmp_path: Path, tracker: Tracker) -> Iterator[Seeder]:
+    seed = make_seeder(tmp_path / "seed", {"movie.mp4": random_bytes(SIZE, 1)}, tracker=tracker)
     yield seed
     seed.stop()
 
@@ -44,9 +46,9 @@ def fetch(
 
 
 def test_whole_file_from_bare_infohash(
-    make_server: Callable[..., RunningServer], seeder: Seeder
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
 ) -> None:
-    server = make_server(p2p=p2p_settings(seeder))
+    server = make_server(p2p=p2p_settings(tracker))
     status, headers, body = fetch(server, f"/stream/proxy/{seeder.infohash}")
     assert status == 200
     assert headers["content-type"] == "video/mp4"
@@ -54,8 +56,20 @@ def test_whole_file_from_bare_infohash(
     assert sha256(body) == sha256(seeder.files["movie.mp4"])
 
 
-def test_ranges_head_middle_tail(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
-    server = make_server(p2p=p2p_settings(seeder))
+def test_static_peer_without_a_tracker(
+    make_server: Callable[..., RunningServer], seeder: Seeder
+) -> None:
+    """p2p.static_peers: a seed box the server is told of, and no tracker at all."""
+    server = make_server(p2p=p2p_settings(None, static_peers=[seeder.peer]))
+    status, _, body = fetch(server, f"/stream/proxy/{seeder.infohash}")
+    assert status == 200
+    assert sha256(body) == sha256(seeder.files["movie.mp4"])
+
+
+def test_ranges_head_middle_tail(
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
+) -> None:
+    server = make_server(p2p=p2p_settings(tracker))
     data = seeder.files["movie.mp4"]
     for start, end in [(0, 65535), (SIZE // 2 - 1000, SIZE // 2 + 300_000), (SIZE - 777, SIZE - 1)]:
         status, headers, body = fetch(
@@ -67,9 +81,9 @@ def test_ranges_head_middle_tail(make_server: Callable[..., RunningServer], seed
 
 
 def test_head_needs_only_metadata(
-    make_server: Callable[..., RunningServer], seeder: Seeder
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
 ) -> None:
-    server = make_server(p2p=p2p_settings(seeder))
+    server = make_server(p2p=p2p_settings(tracker))
     status, headers, body = fetch(server, f"/stream/proxy/{seeder.infohash}", method="HEAD")
     assert (status, body) == (200, b"")
     assert int(headers["content-length"]) == SIZE
@@ -87,9 +101,12 @@ def test_head_needs_only_metadata(
 
 
 def test_finished_download_is_served_from_cache_without_p2p(
-    make_server: Callable[..., RunningServer], seeder: Seeder, cache_dir: Path
+    make_server: Callable[..., RunningServer],
+    seeder: Seeder,
+    tracker: Tracker,
+    cache_dir: Path,
 ) -> None:
-    server = make_server(p2p=p2p_settings(seeder))
+    server = make_server(p2p=p2p_settings(tracker))
     status, _, body = fetch(server, f"/stream/proxy/{seeder.infohash}")
     assert status == 200
     assert sha256(body) == sha256(seeder.files["movie.mp4"])
@@ -108,12 +125,14 @@ def test_finished_download_is_served_from_cache_without_p2p(
 
 
 def test_no_peers_times_out_with_504(
-    make_server: Callable[..., RunningServer], seeder: Seeder
+    make_server: Callable[..., RunningServer], tracker: Tracker
 ) -> None:
-    settings = p2p_settings(seeder, static_peers=[], metadata_timeout=1)
-    server = make_server(p2p=settings)
+    nobody = "ab" * 20
+    tracker.allow(nobody)  # the tracker knows the torrent, and no peer of it
+    # p2p.metadata_timeout 1 s: the 504 below comes after it.
+    server = make_server(p2p=p2p_settings(tracker, metadata_timeout=1))
     started = time.monotonic()
-    status, _, body = fetch(server, f"/stream/proxy/{'ab' * 20}")
+    status, _, body = fetch(server, f"/stream/proxy/{nobody}")
     assert status == 504
     assert json.loads(body)["error"] == "metadata_timeout"
     assert time.monotonic() - started < 10
@@ -129,10 +148,10 @@ def snapshot(server: RunningServer, infohash: str) -> TorrentSnapshot:
 
 
 def test_slow_reader_memory_is_bounded(
-    make_server: Callable[..., RunningServer], seeder: Seeder
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
 ) -> None:
-    buffer_bytes = 256 * 1024
-    server = make_server(p2p=p2p_settings(seeder, buffer_bytes=buffer_bytes))
+    buffer_bytes = 256 * 1024  # p2p.buffer_bytes: the bound the stats are checked against
+    server = make_server(p2p=p2p_settings(tracker, buffer_bytes=buffer_bytes))
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
     sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -160,9 +179,10 @@ def test_slow_reader_memory_is_bounded(
 
 
 def test_disconnect_mid_stream_leaks_nothing(
-    make_server: Callable[..., RunningServer], seeder: Seeder
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
 ) -> None:
-    server = make_server(p2p=p2p_settings(seeder, buffer_bytes=128 * 1024))
+    # p2p.buffer_bytes 128 KiB: each stream soon fills its buffer and blocks on the socket.
+    server = make_server(p2p=p2p_settings(tracker, buffer_bytes=128 * 1024))
     for _ in range(3):
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024)
@@ -175,8 +195,10 @@ def test_disconnect_mid_stream_leaks_nothing(
     assert wait_until(lambda: server.task_count() == 0)
 
 
-def test_two_concurrent_readers(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
-    server = make_server(p2p=p2p_settings(seeder))
+def test_two_concurrent_readers(
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
+) -> None:
+    server = make_server(p2p=p2p_settings(tracker))
     results: list[bytes] = []
 
     def read(spec: str) -> None:
@@ -194,8 +216,11 @@ def test_two_concurrent_readers(make_server: Callable[..., RunningServer], seede
     assert sorted(map(sha256, results)) == sorted([sha256(data), sha256(data[SIZE // 3 :])])
 
 
-def test_seek_during_stream(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
-    server = make_server(p2p=p2p_settings(seeder, buffer_bytes=128 * 1024))
+def test_seek_during_stream(
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
+) -> None:
+    # p2p.buffer_bytes 128 KiB: the first stream is still reading when the player seeks.
+    server = make_server(p2p=p2p_settings(tracker, buffer_bytes=128 * 1024))
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")
@@ -209,16 +234,16 @@ def test_seek_during_stream(make_server: Callable[..., RunningServer], seeder: S
 
 
 def test_two_files_of_a_multi_file_torrent(
-    make_server: Callable[..., RunningServer], tmp_path: Path
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path
 ) -> None:
     files = {
         "Pack/E01.mkv": random_bytes(3 * MiB + 5, 2),
         "Pack/E02.mkv": random_bytes(2 * MiB + 7, 3),
         "Pack/notes.txt": b"hello",
     }
-    seed = make_seeder(tmp_path / "pack", files)
+    seed = make_seeder(tmp_path / "pack", files, tracker=tracker)
     try:
-        server = make_server(p2p=p2p_settings(seed))
+        server = make_server(p2p=p2p_settings(tracker))
         order = ["/".join(("Pack", *f.path)) for f in parse_torrent(seed.torrent).files]
         assert sorted(order) == sorted(files)
         for name in ("Pack/E02.mkv", "Pack/E01.mkv", "Pack/notes.txt"):
@@ -237,12 +262,17 @@ def test_two_files_of_a_multi_file_torrent(
 
 
 def test_seeder_vanishing_mid_stream_ends_the_response(
-    make_server: Callable[..., RunningServer], tmp_path: Path
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path
 ) -> None:
     seed = make_seeder(
-        tmp_path / "slow", {"movie.mp4": random_bytes(SIZE, 4)}, upload_limit=2 * MiB
+        tmp_path / "slow",
+        {"movie.mp4": random_bytes(SIZE, 4)},
+        upload_limit=2 * MiB,
+        tracker=tracker,
     )
-    server = make_server(p2p=p2p_settings(seed, stall_timeout=2, readahead_bytes=256 * 1024))
+    # p2p.stall_timeout 2 s: the response ends soon after the seeder goes (checked below);
+    # p2p.readahead_bytes 256 KiB: the server has not fetched the whole file by then.
+    server = make_server(p2p=p2p_settings(tracker, stall_timeout=2, readahead_bytes=256 * 1024))
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.sendall(f"GET /stream/proxy/{seed.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     received = sock.recv(65536)
@@ -259,10 +289,15 @@ def test_seeder_vanishing_mid_stream_ends_the_response(
     assert fetch(server, "/health")[0] == 200  # the server keeps serving
 
 
-def test_no_peers_then_cooldown(make_server: Callable[..., RunningServer], seeder: Seeder) -> None:
-    settings = p2p_settings(seeder, static_peers=[], no_peers_timeout=1, failure_cooldown=60)
-    server = make_server(p2p=settings)
+def test_no_peers_then_cooldown(
+    make_server: Callable[..., RunningServer], tracker: Tracker
+) -> None:
     lonely = "cd" * 20
+    tracker.allow(lonely)  # the tracker knows the torrent, and no peer of it
+    # p2p.no_peers_timeout 1 s: the 504 comes after it; p2p.failure_cooldown 60 s: the
+    # Retry-After of the 503 that follows.
+    settings = p2p_settings(tracker, no_peers_timeout=1, failure_cooldown=60)
+    server = make_server(p2p=settings)
     started = time.monotonic()
     status, _, body = fetch(server, f"/stream/proxy/{lonely}")
     assert (status, json.loads(body)["error"]) == (504, "no_peers")
@@ -273,21 +308,25 @@ def test_no_peers_then_cooldown(make_server: Callable[..., RunningServer], seede
 
 
 def test_capacity_counts_torrents_in_use(
-    make_server: Callable[..., RunningServer], seeder: Seeder
+    make_server: Callable[..., RunningServer], seeder: Seeder, tracker: Tracker
 ) -> None:
     """`max_active_torrents` counts torrents with a reader: one nobody reads makes room."""
-    settings = p2p_settings(seeder, max_active_torrents=1, metadata_timeout=1)
-    server = make_server(p2p=settings, write_timeout=30)
+    newcomer = "ef" * 20
+    tracker.allow(newcomer)  # the tracker knows it, and no peer of it
+    # p2p.max_active_torrents 1: the second torrent finds no room; p2p.metadata_timeout
+    # 1 s: the newcomer, with no peers, fails after it.
+    settings = p2p_settings(tracker, max_active_torrents=1, metadata_timeout=1)
+    server = make_server(p2p=settings)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024)
     sock.sendall(f"GET /stream/proxy/{seeder.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")  # a reader holds the only slot
-    status, _, body = fetch(server, f"/stream/proxy/{'ef' * 20}")
+    status, _, body = fetch(server, f"/stream/proxy/{newcomer}")
     assert (status, json.loads(body)["error"]) == (503, "capacity")
     sock.close()
     assert wait_until(lambda: snapshot(server, seeder.infohash).readers == 0)
     # Now idle: it leaves for the newcomer (which has no peers: metadata times out).
-    status, _, body = fetch(server, f"/stream/proxy/{'ef' * 20}")
+    status, _, body = fetch(server, f"/stream/proxy/{newcomer}")
     assert (status, json.loads(body)["error"]) == (504, "metadata_timeout")
     engine = server.app.engine
     assert engine is not None
@@ -295,14 +334,15 @@ def test_capacity_counts_torrents_in_use(
 
 
 def test_restart_mid_download_resumes(
-    make_server: Callable[..., RunningServer], tmp_path: Path, cache_dir: Path
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path, cache_dir: Path
 ) -> None:
     data = random_bytes(SIZE, 5)
     # The first swarm has only the first half of the file: the download cannot finish.
-    half = make_seeder(tmp_path / "half", {"movie.mp4": data}, keep_fraction=0.5)
+    half = make_seeder(tmp_path / "half", {"movie.mp4": data}, keep_fraction=0.5, tracker=tracker)
     full: Seeder | None = None
     try:
-        first = make_server(p2p=p2p_settings(half), shutdown_timeout=1)
+        # http.shutdown_timeout 1 s: the open stream does not hold up the restart.
+        first = make_server(p2p=p2p_settings(tracker), shutdown_timeout=1)
         sock = socket.create_connection(("127.0.0.1", first.port), timeout=30)
         sock.sendall(f"GET /stream/proxy/{half.infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         got = b""
@@ -313,8 +353,9 @@ def test_restart_mid_download_resumes(
         first.stop()  # mid-download: saves resume data
         assert (cache_dir / ".incomplete" / f"{half.infohash}.resume").exists()
         assert not (cache_dir / half.infohash).exists()  # not finished: nothing published
-        full = make_seeder(tmp_path / "full", {"movie.mp4": data})
-        second = make_server(p2p=p2p_settings(full))
+        full = make_seeder(tmp_path / "full", {"movie.mp4": data}, tracker=tracker)
+        # The tracker hands out both seeders now, the half one too.
+        second = make_server(p2p=p2p_settings(tracker))
         status, _, body = fetch(second, f"/stream/proxy/{full.infohash}")
         assert status == 200
         assert sha256(body) == sha256(data)
