@@ -26,7 +26,7 @@ system-deps:
 	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2 \
 		transmission-daemon:transmission-daemon opentracker:opentracker chromium:chromium
 
-perf-deps:
+perf-deps: system-deps
 	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk node:nodejs npm:npm
 	test -d perf/.node/node_modules/peerflix || \
 		npm install --prefix perf/.node --ignore-scripts --no-audit --no-fund peerflix@0.39
@@ -54,6 +54,8 @@ type: install
 perf: install perf-deps
 	$(BIN)/python -m perf $(ARGS)
 	$(BIN)/python -m perf.p2p
+	$(BIN)/python -m perf.coldstart
+	$(BIN)/python -m perf.player
 
 check: lint type test
 

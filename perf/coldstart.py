@@ -14,57 +14,34 @@ its own defaults) and every source (a magnet, so metadata comes from the peer; o
 
 Each prints the first body byte of `GET bytes=0-`, and the first 8 MiB. Variants of
 streme (`--variants`) name the one setting they change. Every process is stopped by its
-PID; every wait is bounded.
+PID; every wait is bounded. The swarm is `perf.swarm.swarm` (libtorrent on its own
+defaults: `LIBTORRENT_DEFAULTS`), the clients are started by `perf.clients`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import libtorrent as lt
-
-from perf.p2p import NODE_DIR, read_body, request
+from perf import clients
+from perf.clients import Client
+from perf.probe import connect, read_body, request
 from perf.servers import free_port
-from tests.torrent.peers import (
-    ARIA2C,
-    OPENTRACKER,
-    TRANSMISSION_DAEMON,
-    Processes,
-    Torrent,
-    Tracker,
-    start_aria2,
-    start_transmission,
-    stop_process,
-    write_torrent,
-)
-from tests.torrent.swarm import random_bytes, wait_until_serving
+from perf.swarm import LIBTORRENT_DEFAULTS, SEEDERS, swarm
+from tests.torrent.peers import OPENTRACKER, Torrent, Tracker, write_torrent
+from tests.torrent.swarm import random_bytes
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB
 PIECE = 256 * 1024
 TIMEOUT = 30.0
 
-# streme as a user starts it, but kept on loopback.
-LOOPBACK_ENV = {
-    "STREME_DHT": "0",
-    "STREME_LSD": "0",
-    "STREME_UPNP": "0",
-    "STREME_P2P_NATPMP": "0",
-    "STREME_P2P_LISTEN_INTERFACES": "127.0.0.1:0",
-}
 # name -> the one setting it changes from streme's defaults
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
@@ -79,87 +56,11 @@ class Sample:
     first_8mib_s: float
 
 
-# -- seeders: start one, announcing to the torrent's tracker; returns how to stop it ------
-
-
-def seed_aria2(processes: Processes, torrent: Torrent, _home: Path) -> Callable[[], None]:
-    start_aria2(processes, torrent)
-    proc = processes.procs[-1]
-    return lambda: stop_process(proc)
-
-
-def seed_libtorrent(_processes: Processes, torrent: Torrent, _home: Path) -> Callable[[], None]:
-    # libtorrent's defaults (uTP in and out on), kept on loopback; every peer here has
-    # the address 127.0.0.1, which libtorrent's default takes for one peer (it then
-    # drops our connection as "connected to ourselves").
-    session = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "allow_multiple_connections_per_ip": True,
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "alert_mask": 0,
-        }
-    )
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(torrent.blob)
-    params.save_path = str(torrent.root)
-    params.flags |= lt.torrent_flags.seed_mode
-    handle = session.add_torrent(params)
-    wait_until_serving(handle)
-
-    def stop() -> None:
-        session.remove_torrent(handle)
-        session.pause()
-
-    return stop
-
-
-def seed_transmission(processes: Processes, torrent: Torrent, home: Path) -> Callable[[], None]:
-    daemon = start_transmission(processes, home)
-    daemon.seed(torrent)
-    proc = processes.procs[-1]
-    return lambda: stop_process(proc)
-
-
-SEEDERS = {
-    "aria2c": (ARIA2C, seed_aria2),
-    "libtorrent": (True, seed_libtorrent),
-    "transmission": (TRANSMISSION_DAEMON, seed_transmission),
-}
-
-
-# -- clients -----------------------------------------------------------------------------
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
-
-
-def first_bytes(port: int, path: str, t0: float, proc: subprocess.Popen[bytes]) -> Sample:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise
-            time.sleep(0.005)
-    with sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        request(sock, path, 0)
+def first_bytes(client: Client, t0: float) -> Sample:
+    """`GET bytes=0-` from `client` (connecting until it listens or exits): the first body
+    byte and the first 8 MiB, in seconds from `t0`."""
+    with connect(client.port, time.monotonic() + TIMEOUT, TIMEOUT, client.proc) as sock:
+        request(sock, client.path, 0)
         first, at_8, _ = read_body(sock, 8 * MiB, t0)
     return Sample(first, at_8)
 
@@ -167,65 +68,23 @@ def first_bytes(port: int, path: str, t0: float, proc: subprocess.Popen[bytes]) 
 def run_streme(
     workdir: Path, torrent: Torrent, tracker: Tracker, source: str, env_extra: dict[str, str]
 ) -> Sample:
-    port = free_port()
-    cache = workdir / f"streme-{time.time_ns()}"
-    cache.mkdir()
-    if source == ".torrent":
-        (cache / f"{torrent.infohash}.torrent").write_bytes(torrent.blob)
-    env = {**os.environ, **LOOPBACK_ENV, "STREME_TRACKERS": tracker.announce, **env_extra}
-    streme = Path(sys.executable).with_name("streme")
-    args = [str(streme), "serve", "--port", str(port), "--cache-dir", str(cache)]
-    proc = subprocess.Popen(
-        [*args, "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port, proc, time.monotonic() + TIMEOUT)
-        return first_bytes(port, f"/stream/proxy/{torrent.infohash}", time.perf_counter(), proc)
-    finally:
-        stop_process(proc)
+    with_file = source == ".torrent"
+    with clients.streme(
+        workdir, torrent, tracker, env=env_extra, with_torrent_file=with_file, timeout=TIMEOUT
+    ) as streme:
+        return first_bytes(streme, time.perf_counter())
 
 
 def run_peerflix(workdir: Path, torrent: Torrent, tracker: Tracker, source: str) -> Sample:
-    port = free_port()
-    if source == ".torrent":
-        given = str(torrent.path)
-    else:
-        tr = urllib.parse.quote(tracker.announce, safe="")
-        given = f"magnet:?xt=urn:btih:{torrent.infohash}&tr={tr}"
-    script = Path(__file__).with_name("peerflix_run.js")
-    env = {**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")}
-    launched = time.perf_counter()
-    with open(workdir / "peerflix.log", "ab") as log:
-        proc = subprocess.Popen(
-            ["node", str(script), given, str(port), "-", str(workdir / f"pf-{time.time_ns()}")],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        return first_bytes(port, "/", launched, proc)
-    finally:
-        stop_process(proc)
+    with clients.peerflix(workdir, torrent, tracker, source) as peerflix:
+        return first_bytes(peerflix, peerflix.launched)
 
 
-@contextmanager
-def swarm(workdir: Path, torrent: Torrent, tracker_port: int, kind: str) -> Iterator[Tracker]:
-    """A fresh tracker and a fresh seeder of `kind` that has announced to it."""
-    processes = Processes()
-    stop_seeder: Callable[[], None] | None = None
-    try:
-        tracker = Tracker(workdir / f"tracker-{time.time_ns()}", tracker_port, processes)
-        tracker.start(torrent.infohash)
-        stop_seeder = SEEDERS[kind][1](processes, torrent, workdir / f"tr-{time.time_ns()}")
-        tracker.wait_seeders(torrent.infohash)
-        yield tracker
-    finally:
-        if stop_seeder is not None:
-            stop_seeder()
-        processes.stop_all()
+def run(name: str, workdir: Path, torrent: Torrent, tracker: Tracker, source: str) -> Sample:
+    """One client, `name`d "peerflix" or "streme <variant>", on the swarm of `tracker`."""
+    if name == "peerflix":
+        return run_peerflix(workdir, torrent, tracker, source)
+    return run_streme(workdir, torrent, tracker, source, VARIANTS[name.removeprefix("streme ")])
 
 
 def main(argv: list[str]) -> int:
@@ -241,15 +100,11 @@ def main(argv: list[str]) -> int:
     if OPENTRACKER is None:
         print("cold-start section skipped: opentracker is not installed (make system-deps)")
         return 0
-    peerflix = (
-        not args.no_peerflix
-        and shutil.which("node") is not None
-        and (NODE_DIR / "node_modules" / "peerflix").exists()
-    )
+    peerflix = not args.no_peerflix and clients.peerflix_installed()
     variants = args.variants.split(",")
     kinds = [k for k in args.seeders.split(",") if SEEDERS[k][0]]
     workdir = Path(tempfile.mkdtemp(prefix="streme-coldstart-"))
-    print(f"work files and peerflix.log in {workdir}")
+    print(f"work files, streme.log and peerflix.log in {workdir}")
     tracker_port = free_port()
     announce = f"http://127.0.0.1:{tracker_port}/announce"
     torrent = write_torrent(
@@ -260,19 +115,14 @@ def main(argv: list[str]) -> int:
     try:
         for source in args.sources.split(","):
             for kind in kinds:
-                clients: dict[str, Callable[[Tracker], Sample]] = {
-                    f"streme {v}": (
-                        lambda tr, v=v: run_streme(workdir, torrent, tr, source, VARIANTS[v])  # type: ignore[misc]
-                    )
-                    for v in variants
-                }
-                if peerflix:
-                    clients["peerflix"] = lambda tr: run_peerflix(workdir, torrent, tr, source)
+                names = [f"streme {v}" for v in variants] + ["peerflix"] * peerflix
                 for round_ in range(args.rounds):
-                    for name, run in clients.items():
+                    for name in names:
                         try:
-                            with swarm(workdir, torrent, tracker_port, kind) as tracker:
-                                sample = run(tracker)
+                            with swarm(
+                                workdir, torrent, tracker_port, kind, settings=LIBTORRENT_DEFAULTS
+                            ) as tracker:
+                                sample = run(name, workdir, torrent, tracker, source)
                         except (OSError, RuntimeError) as exc:
                             failures.append(f"{source} {kind} {name} round {round_ + 1}: {exc!r}")
                             print(failures[-1], flush=True)
@@ -295,7 +145,10 @@ def main(argv: list[str]) -> int:
 
 def print_table(results: dict[tuple[str, str, str], list[Sample]], peerflix: bool) -> None:
     print()
-    header = f"{'source':9} {'seeder':12} {'client':26} {'first byte':>11} {'8 MiB':>9} {'vs peerflix':>12}"
+    header = (
+        f"{'source':9} {'seeder':12} {'client':26} {'first byte':>11} {'8 MiB':>9}"
+        f" {'vs peerflix':>12}"
+    )
     print(header)
     print("-" * len(header))
     for (source, kind, name), samples in results.items():

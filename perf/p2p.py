@@ -1,53 +1,75 @@
-"""The P2P section of `make perf`: streme and peerflix on the same loopback swarm.
+"""The P2P section of `make perf`: streme and peerflix on the same loopback swarm, on defaults.
 
-A libtorrent seeder in this process serves a 96 MiB file on 127.0.0.1 (no DHT, LSD, UPnP
-or NAT-PMP; no trackers), once at full speed and once with a 20 MB/s upload limit. For
-each, a fresh streme (P2P on, the seeder as static peer, torrent not yet added) and a
-fresh peerflix (its library with DHT and trackers off, the seeder connected as a peer)
-are measured with the same client sequence (before either, a throwaway client takes one
-piece from the seeder: see `warm_up`):
+Every client run gets a swarm of its own (`perf.swarm.swarm`): a fresh
+opentracker on 127.0.0.1 and a fresh libtorrent seeder in this process announcing to it
+(libtorrent's defaults, uTP in and out, but for loopback), serving a 256 MiB file at full
+speed, 20 MiB/s or 4 MiB/s (a per-torrent upload limit). The clients find the seeder
+through the tracker, as a user's do:
 
-- cold start: `GET bytes=0-` until the first body byte, and until 8 MiB. streme's clock
-  starts at the request to a running server; peerflix takes one torrent per process, so
-  its clock starts at its launch;
-- seek: a new `bytes=<middle>-` request, to the first byte;
+- streme: `streme serve` on its defaults (outgoing uTP off, incoming on) but for what
+  keeps it on loopback (`perf.clients.LOOPBACK_ENV`) and `STREME_TRACKERS` naming the
+  tracker; an empty cache, so the metadata comes from the seeder. `--buffer-bytes` is the
+  one setting this may change; the table names it next to every result;
+- peerflix (its library, as its CLI uses it): given the magnet with the tracker (`tr=`),
+  DHT off. It takes one torrent per process, so its clock starts at its launch; streme's
+  at the request to a running server.
+
+Each client, a fresh process each round (`--rounds`, taking turns to go first), is asked:
+
+- cold start: `GET bytes=0-` until the first body byte and until 8 MiB;
+- seek: a new `bytes=<middle>-` request, to the first byte; its rate from the first byte
+  to 16 MiB (the seek throughput); then, on the same response, the next 64 MiB
+  (sustained). Both are first reads of those bytes, from the swarm while the download
+  runs: the table gives how much of each range the client had on disk when it was asked
+  for (or reached), and how much of the file when the sustained read ended (short of the
+  whole: the download is not complete. streme answers from the cache only a request made
+  after it completed: each of these responses began before);
 - tail probe: the last 1 MiB, to the first byte;
-- sustained: 64 MiB from the start on a new connection, MB/s;
 - memory: RSS growth with 50 concurrent readers that read nothing for 3 s.
 
-Each client runs `--rounds` times (3), a fresh process each time, taking turns to go
-first; the table gives medians. One sample of a cold start against a rate-limited seeder
-varies several-fold from run to run.
+"On disk" is what the client's download file holds (`SEEK_DATA`/`SEEK_HOLE` on the sparse
+file both write), not what it verified. The table gives medians. One sample of a cold
+start against a rate-limited seeder varies several-fold from run to run.
 
-Every process is stopped by its PID; every read has a timeout.
+A capped seeder serves one piece to a throwaway client before the measured one
+(`perf.swarm.warm_up`): without it, a fresh rate-limited libtorrent seeder sends its
+first peer's first piece after ~1.1 s whoever that peer is (measured at 20 MiB/s: streme's
+first byte 1.0 s without, 0.02-0.1 s with; the same with the seeder idle for 2 s first).
+
+Every process is stopped by its PID; every read has a timeout, every run a deadline.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
-import libtorrent as lt
-
+from perf import clients
+from perf.probe import connect, on_disk, read_marks, request, rss_mib
 from perf.servers import free_port
-from tests.torrent.swarm import LOOPBACK_SETTINGS, Seeder, make_seeder, random_bytes
+from perf.swarm import swarm
+from streme.config import P2PConfig
+from tests.torrent.peers import OPENTRACKER, Torrent, Tracker, write_torrent
+from tests.torrent.swarm import random_bytes
 
 MiB = 1024 * 1024
-SIZE = 96 * MiB
+SIZE = 256 * MiB
 PIECE = 256 * 1024
-NODE_DIR = Path(__file__).with_name(".node")
+NAME = "movie.mp4"
+COLD = 8 * MiB  # the cold start's second mark
+SEEK_AT = SIZE // 2 + 12345
+SEEK_READ = 16 * MiB  # the seek's rate over these
+SUSTAINED = 64 * MiB  # then read on, on the same response
+RUN_TIMEOUT = 120.0  # one client's whole sequence
+DEFAULT_BUFFER = P2PConfig().buffer_bytes
 
 
 @dataclass
@@ -55,87 +77,45 @@ class Result:
     values: dict[str, float] = field(default_factory=dict)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def connect(port: int, deadline: float) -> socket.socket:
-    while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return sock
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
-
-
-def request(sock: socket.socket, path: str, first: int, last: int | None = None) -> None:
-    spec = f"bytes={first}-" if last is None else f"bytes={first}-{last}"
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: {spec}\r\n\r\n".encode())
-
-
-def read_body(sock: socket.socket, limit: int, t0: float) -> tuple[float, float, int]:
-    """Read until `limit` body bytes: (first byte time, time at limit, bytes) from t0."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the head")
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 20"):
-        raise RuntimeError(f"unexpected answer: {head.splitlines()[0]!r}")
-    got = len(body)
-    while got == 0:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("closed before the body")
-        got += len(chunk)
-    first = time.perf_counter() - t0
-    while got < limit:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            break
-        got += len(chunk)
-    return first, time.perf_counter() - t0, got
-
-
-def sequence(port: int, path: str, launched: float | None, pid: int) -> Result:
+def sequence(port: int, path: str, t0: float, pid: int, files: Path) -> Result:
+    """The measured client sequence; `files`: where the client keeps its download."""
     res = Result()
-    deadline = time.monotonic() + 60
-    t0 = launched if launched is not None else time.perf_counter()
+    deadline = time.monotonic() + RUN_TIMEOUT
     with connect(port, deadline) as sock:
         request(sock, path, 0)
-        first, at_8, _ = read_body(sock, 8 * MiB, t0)
-    res.values["cold_ttfb_ms"] = first * 1000
-    res.values["first_8mib_ms"] = at_8 * 1000
+        cold = read_marks(sock, [COLD], t0, deadline)
+    if not cold.times:
+        raise ConnectionError(f"the cold-start response ended at {cold.got} bytes")
+    res.values["cold_ttfb_ms"] = cold.first * 1000
+    res.values["first_8mib_ms"] = cold.times[0] * 1000
     with connect(port, deadline) as sock:
-        t0 = time.perf_counter()
-        request(sock, path, SIZE // 2 + 12345)
-        res.values["seek_ttfb_ms"] = read_body(sock, MiB, t0)[0] * 1000
+        had = on_disk(files, NAME, SEEK_AT, SEEK_AT + SEEK_READ)
+        start = time.perf_counter()
+        request(sock, path, SEEK_AT)
+        ahead: list[int] = []
+
+        def sustained_starts(mark: int) -> None:
+            if mark == 0:  # a few lseeks: well under a millisecond
+                ahead.append(
+                    on_disk(files, NAME, SEEK_AT + SEEK_READ, SEEK_AT + SEEK_READ + SUSTAINED)
+                )
+
+        seek = read_marks(
+            sock, [SEEK_READ, SEEK_READ + SUSTAINED], start, deadline, sustained_starts
+        )
+        held = on_disk(files, NAME, 0, SIZE)
+    if len(seek.times) < 2:
+        raise ConnectionError(f"the seek's response ended at {seek.got} bytes")
+    res.values["seek_ttfb_ms"] = seek.first * 1000
+    res.values["seek_mibps"] = (SEEK_READ - seek.at_first) / MiB / (seek.times[0] - seek.first)
+    res.values["seek_held_pct"] = 100 * had / SEEK_READ
+    res.values["sustained_mibps"] = SUSTAINED / MiB / (seek.times[1] - seek.times[0])
+    res.values["sustained_ahead_pct"] = 100 * ahead[0] / SUSTAINED
+    res.values["sustained_held_mib"] = held / MiB
     with connect(port, deadline) as sock:
-        t0 = time.perf_counter()
+        start = time.perf_counter()
         request(sock, path, SIZE - MiB, SIZE - 1)
-        res.values["tail_ttfb_ms"] = read_body(sock, MiB, t0)[0] * 1000
-    with connect(port, deadline) as sock:
-        t0 = time.perf_counter()
-        request(sock, path, 0)
-        _, elapsed, got = read_body(sock, 64 * MiB, t0)
-        res.values["throughput_mbps"] = got / elapsed / 1e6
+        res.values["tail_ttfb_ms"] = read_marks(sock, [MiB], start, deadline).first * 1000
     idle = rss_mib(pid)
     readers = []
     try:
@@ -156,63 +136,19 @@ def sequence(port: int, path: str, launched: float | None, pid: int) -> Result:
     return res
 
 
-def run_streme(workdir: Path, peer: str, buffer_bytes: int) -> Result:
-    port = free_port()
-    cache = workdir / f"streme-{time.time_ns()}"
-    env = {
-        **os.environ,
-        "STREME_P2P_ENABLED": "1",
-        "STREME_P2P_STATIC_PEERS": peer,
-        "STREME_P2P_LISTEN_INTERFACES": "127.0.0.1:0",
-        "STREME_DHT": "0",
-        "STREME_LSD": "0",
-        "STREME_UPNP": "0",
-        "STREME_P2P_NATPMP": "0",
-        "STREME_P2P_UTP": "0",
-        "STREME_P2P_BUFFER_BYTES": str(buffer_bytes),
-    }
-    streme = Path(sys.executable).with_name("streme")
-    proc = subprocess.Popen(
-        [
-            str(streme),
-            "serve",
-            "--port",
-            str(port),
-            "--cache-dir",
-            str(cache),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with connect(port, time.monotonic() + 20):
-            pass
-        return sequence(port, f"/stream/proxy/{INFOHASH_HOLDER[0]}", None, proc.pid)
-    finally:
-        stop(proc)
+def run_streme(
+    workdir: Path, torrent: Torrent, tracker: Tracker, env_extra: dict[str, str]
+) -> Result:
+    with clients.streme(
+        workdir, torrent, tracker, env=env_extra, timeout=20, remove_files=True
+    ) as streme:
+        files = streme.files / ".incomplete"
+        return sequence(streme.port, streme.path, time.perf_counter(), streme.proc.pid, files)
 
 
-def run_peerflix(workdir: Path, torrent: Path, peer: str) -> Result:
-    port = free_port()
-    script = Path(__file__).with_name("peerflix_run.js")
-    env = {**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")}
-    launched = time.perf_counter()
-    proc = subprocess.Popen(
-        ["node", str(script), str(torrent), str(port), peer, str(workdir / f"pf-{time.time_ns()}")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        return sequence(port, "/", launched, proc.pid)
-    finally:
-        stop(proc)
-
-
-INFOHASH_HOLDER: list[str] = [""]
+def run_peerflix(workdir: Path, torrent: Torrent, tracker: Tracker) -> Result:
+    with clients.peerflix(workdir, torrent, tracker, "magnet", remove_files=True) as peerflix:
+        return sequence(peerflix.port, "/", peerflix.launched, peerflix.proc.pid, peerflix.files)
 
 
 def median_result(runs: list[Result]) -> Result:
@@ -220,37 +156,16 @@ def median_result(runs: list[Result]) -> Result:
     return Result({k: statistics.median(r.values[k] for r in runs) for k in keys})
 
 
-def warm_up(seeder: Seeder, path: Path) -> None:
-    """Fetch one piece from the seeder with a throwaway libtorrent client.
-
-    A rate-limited libtorrent seeder serves its very first peer slowly (metadata after
-    ~0.4 s, the first piece after ~1.1 s; every later peer gets both in milliseconds),
-    whoever that peer is. Without this, whichever client runs first pays for it.
-    """
-    session = lt.session({**LOOPBACK_SETTINGS, "alert_mask": 0})
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(seeder.torrent)
-    params.save_path = str(path)
-    params.peers = [("127.0.0.1", seeder.port)]
-    handle = session.add_torrent(params)
-    deadline = time.monotonic() + 20
-    try:
-        while not handle.have_piece(0) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        session.remove_torrent(handle, lt.session.delete_files)
-        session.pause()
-
-
 # A target: (streme, peerflix, seeder's upload limit in bytes/s or 0, buffer bytes) -> met?
 Check = Callable[[float, float, int, int], bool]
 
 
-def _throughput_met(s: float, p: float, limit: int, _buffer: int) -> bool:
-    # ">= 2x peerflix, or within 10 % of the seeder's upload limit when one is set"
-    return s >= 2 * p or (limit > 0 and s >= 0.9 * limit / 1e6)
+def _rate_met(s: float, p: float, limit: int, _buffer: int) -> bool:
+    # capped seeder: within 10 % of its limit; unlimited: >= 2x peerflix
+    return s >= 0.9 * limit / MiB if limit else s >= 2 * p
 
 
+RATE_TARGET = "capped: >= 0.9x limit; else >= 2x peerflix"
 ROWS: list[tuple[str, str, str, Check | None]] = [
     (
         "cold start TTFB, bytes=0- (ms)",
@@ -259,19 +174,18 @@ ROWS: list[tuple[str, str, str, Check | None]] = [
         lambda s, p, *_: s <= 0.5 * p,
     ),
     ("cold start to 8 MiB (ms)", "first_8mib_ms", "", None),
+    ("seek to the middle TTFB (ms)", "seek_ttfb_ms", "", None),
+    ("seek throughput, 16 MiB (MiB/s)", "seek_mibps", RATE_TARGET, _rate_met),
+    ("  on disk when asked (%)", "seek_held_pct", "~0: a fresh seek", None),
+    ("sustained, next 64 MiB (MiB/s)", "sustained_mibps", RATE_TARGET, _rate_met),
+    ("  on disk when it began (%)", "sustained_ahead_pct", "", None),
     (
-        "seek to the middle TTFB (ms)",
-        "seek_ttfb_ms",
-        "<= 0.5x peerflix",
-        lambda s, p, *_: s <= 0.5 * p,
+        "  file on disk when it ended (MiB)",
+        "sustained_held_mib",
+        f"< {SIZE // MiB}: no cache hit",
+        None,
     ),
     ("tail probe TTFB (ms)", "tail_ttfb_ms", "", None),
-    (
-        "sustained 64 MiB (MB/s)",
-        "throughput_mbps",
-        ">= 2x peerflix or >= 90% of the limit",
-        _throughput_met,
-    ),
     (
         "RSS growth, 50 slow readers (MiB)",
         "rss_growth_50_slow_mib",
@@ -279,70 +193,113 @@ ROWS: list[tuple[str, str, str, Check | None]] = [
         lambda s, _p, _limit, buffer: s <= 50 + 50 * buffer / MiB,
     ),
 ]
-LIMITS = {"unlimited": 0, "20 MB/s": 20_000_000}
+LIMITS = {"unlimited": 0, "20 MiB/s": 20 * MiB, "4 MiB/s": 4 * MiB}
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m perf.p2p", description=__doc__.split("\n")[0])
-    parser.add_argument("--buffer-bytes", type=int, default=4 * MiB)
+    parser.add_argument(
+        "--buffer-bytes",
+        type=int,
+        default=None,
+        help=f"STREME_P2P_BUFFER_BYTES (default: streme's, {DEFAULT_BUFFER})",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per client")
+    parser.add_argument("--limits", default=",".join(LIMITS), help="seeder upload limits")
     args = parser.parse_args(argv)
-    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "peerflix").exists():
+    if not clients.peerflix_installed():
         print("P2P section skipped: peerflix is not installed (make perf installs it)")
         return 0
+    if OPENTRACKER is None:
+        print("P2P section skipped: opentracker is not installed (make system-deps)")
+        return 0
+    buffer = DEFAULT_BUFFER if args.buffer_bytes is None else args.buffer_bytes
+    streme_env = {}
+    setting = "defaults"
+    if args.buffer_bytes is not None:
+        streme_env["STREME_P2P_BUFFER_BYTES"] = str(args.buffer_bytes)
+        setting = f"buffer {args.buffer_bytes / MiB:g} MiB"
     workdir = Path(tempfile.mkdtemp(prefix="streme-p2p-perf-"))
+    tracker_port = free_port()
+    announce = f"http://127.0.0.1:{tracker_port}/announce"
+    torrent = write_torrent(
+        workdir / "seed" / "movie", {NAME: random_bytes(SIZE, 11)}, announce, PIECE
+    )
+    failures: list[str] = []
     try:
         results: dict[str, dict[str, Result]] = {}
-        for label, limit in LIMITS.items():
-            seeder = make_seeder(
-                workdir / f"seed-{limit}",
-                {"movie.mp4": random_bytes(SIZE, 11)},
-                piece_length=PIECE,
-                upload_limit=limit,
-            )
-            INFOHASH_HOLDER[0] = seeder.infohash
-            warm_up(seeder, workdir / f"warm-{limit}")
-            torrent = workdir / f"{limit}.torrent"
-            torrent.write_bytes(seeder.torrent)
+        for label in args.limits.split(","):
+            limit = LIMITS[label]
             runs: dict[str, list[Result]] = {"streme": [], "peerflix": []}
-            clients: dict[str, Callable[[], Result]] = {
-                "streme": partial(run_streme, workdir, seeder.peer, args.buffer_bytes),
-                "peerflix": partial(run_peerflix, workdir, torrent, seeder.peer),
+            runners: dict[str, Callable[[Tracker], Result]] = {
+                "streme": lambda tr: run_streme(workdir, torrent, tr, streme_env),
+                "peerflix": lambda tr: run_peerflix(workdir, torrent, tr),
             }
-            try:
-                for round_ in range(args.rounds):
-                    # Alternate who goes first: the seeder's state is shared.
-                    order = ["streme", "peerflix"][:: 1 if round_ % 2 == 0 else -1]
-                    for name in order:
-                        runs[name].append(clients[name]())
-                        got = "  ".join(f"{k} {v:.1f}" for k, v in runs[name][-1].values.items())
-                        print(f"swarm {label}, round {round_ + 1}, {name}: {got}", flush=True)
-            finally:
-                seeder.stop()
-            results[label] = {name: median_result(r) for name, r in runs.items()}
-        print()
-        header = f"{'metric':<36} {'swarm':>10} {'streme':>9} {'peerflix':>9} {'ratio':>7}  target"
-        print(header)
-        print("-" * len(header))
-        for title, key, target, check in ROWS:
-            for label, pair in results.items():
-                s, p = pair["streme"].values[key], pair["peerflix"].values[key]
-                ratio = s / p if p else float("nan")
-                met = check is not None and check(s, p, LIMITS[label], args.buffer_bytes)
-                verdict = "" if check is None else ("met" if met else "MISSED")
-                print(
-                    f"{title:<36} {label:>10} {s:9.1f} {p:9.1f} {ratio:6.2f}x  {target} {verdict}"
-                )
-        bound = 50 + 50 * args.buffer_bytes / MiB
-        buffer_mib = args.buffer_bytes // MiB
-        print(f"\nRSS target: growth <= 50 MiB + 50 x buffer ({buffer_mib} MiB) = {bound:.0f} MiB")
-        print(
-            f"Medians of {args.rounds} rounds (a fresh process per client and round) in one run;"
-            " loopback; 2 cores shared by seeder, server and client. Read the ratios."
-        )
+            for round_ in range(args.rounds):
+                # Alternate who goes first (page cache, CPU state).
+                order = ["streme", "peerflix"][:: 1 if round_ % 2 == 0 else -1]
+                for name in order:
+                    began = time.monotonic()
+                    try:
+                        with swarm(
+                            workdir, torrent, tracker_port, upload_limit=limit, warm=limit > 0
+                        ) as tracker:
+                            runs[name].append(runners[name](tracker))
+                    except (OSError, RuntimeError) as exc:  # TimeoutError, ConnectionError
+                        failures.append(f"swarm {label}, round {round_ + 1}, {name}: {exc!r}")
+                        print(failures[-1], flush=True)
+                        continue
+                    got = "  ".join(f"{k} {v:.1f}" for k, v in runs[name][-1].values.items())
+                    took = time.monotonic() - began
+                    print(
+                        f"swarm {label}, round {round_ + 1}, {name} ({took:.0f} s): {got}",
+                        flush=True,
+                    )
+            results[label] = {name: median_result(r) for name, r in runs.items() if r}
+        print_table(results, buffer, setting, args.rounds)
+        for failure in failures:
+            print(f"FAILED: {failure}")
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if failures:
+            print(f"logs (streme.log, peerflix.log) kept in {workdir}")
+            shutil.rmtree(torrent.root, ignore_errors=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def print_table(
+    results: dict[str, dict[str, Result]], buffer: int, setting: str, rounds: int
+) -> None:
+    print()
+    header = (
+        f"{'metric':<34} {'seeder':>9} {'streme':>9} {'peerflix':>9} {'ratio':>7}"
+        f"  {'streme setting':<15} target"
+    )
+    print(header)
+    print("-" * len(header))
+    for title, key, target, check in ROWS:
+        for label, pair in results.items():
+            if "streme" not in pair or "peerflix" not in pair:
+                print(f"{title:<34} {label:>9} (a client has no sample)")
+                continue
+            s, p = pair["streme"].values[key], pair["peerflix"].values[key]
+            ratio = f"{s / p:6.2f}x" if p else ""
+            met = check is not None and check(s, p, LIMITS[label], buffer)
+            verdict = "" if check is None else (" met" if met else " MISSED")
+            print(
+                f"{title:<34} {label:>9} {s:9.1f} {p:9.1f} {ratio:>7}"
+                f"  {setting:<15} {target}{verdict}"
+            )
+    bound = 50 + 50 * buffer / MiB
+    print(f"\nRSS target: growth <= 50 MiB + 50 x buffer ({buffer / MiB:g} MiB) = {bound:.0f} MiB")
+    print(
+        f"Medians of {rounds} rounds (a fresh process and a fresh swarm per client and round)."
+        f" {SIZE // MiB} MiB file, {PIECE // 1024} KiB pieces; peers found through opentracker;"
+        " seeder: libtorrent on its defaults (uTP on); streme on its defaults but for loopback;"
+        " peerflix: magnet + tracker, DHT off. Loopback; 2 cores shared by seeder, server and"
+        " client. Read the ratios."
+    )
 
 
 if __name__ == "__main__":
