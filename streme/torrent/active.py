@@ -80,6 +80,9 @@ class ActiveTorrent:
     _book: DeadlineBook = field(default_factory=DeadlineBook)
     plan: PiecePlan = field(default_factory=lambda: PiecePlan(0))
     _anchor: int | None = None
+    # Added paused (its metadata was at hand, see `params.add_params`): no peers until a
+    # file is wanted.
+    parked: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _late: dict[int, int] = field(default_factory=dict)  # piece -> bytes at the last kick
     _reconnected_at: float = float("-inf")
@@ -127,6 +130,10 @@ class ActiveTorrent:
         self.handle.prioritize_pieces([(p, DEFAULT_PRIORITY) for p in pieces])
         self.plan.want(pieces)
         self._prioritize(self.plan.floor_changes(), wanted_more=True)
+        if self.parked:
+            self.parked = False
+            self.handle.resume()
+            return  # resuming announces to every tracker
         if self.handle.status().num_peers == 0:
             # Some clients drop peers that want nothing from them: find them again.
             self.find_peers(self)
@@ -293,13 +300,16 @@ class ActiveTorrent:
             )
         except RuntimeError:  # the torrent left the session meanwhile
             return
+        if all(p.flags & lt.peer_info.remote_choked for p in peers):
+            # Every peer chokes us: when to unchoke is theirs to decide, and progress is
+            # measured again from their unchoke (it reconnected 7 ms after transmission's).
+            self._late.pop(piece, None)
+            return
         done = piece_progress(queue, piece)
         before = self._late.get(piece)
         self._late[piece] = done
         if before is None or done > before:
             return  # late but moving
-        if all(p.flags & lt.peer_info.remote_choked for p in peers):
-            return  # every peer chokes us: when to unchoke is theirs to decide
         now = asyncio.get_running_loop().time()
         if now - self._reconnected_at < RECONNECT_GAP:
             return

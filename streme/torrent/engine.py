@@ -117,8 +117,10 @@ class Engine:
         for peer in self._static_peers:
             with contextlib.suppress(RuntimeError):
                 active.handle.connect_peer(peer)
-        if self.config.trackers:
-            active.handle.force_reannounce()
+        # Every tracker, the configured ones and a .torrent's own, now: a torrent added
+        # from a .torrent wanting nothing announced itself as complete, and a tracker
+        # hands a seeder no seeders (its first byte came 2 s late).
+        active.handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
         if self.config.dht:
             active.handle.force_dht_announce()
 
@@ -231,10 +233,10 @@ class Engine:
 
     async def _add(self, infohash: str) -> ActiveTorrent:
         log.info("Attempting P2P stream for hash: %s", infohash)
-        handle = self._session.add(
-            add_params(self.config, self.cache_root, infohash, self._static_peers)
-        )
+        params = add_params(self.config, self.cache_root, infohash, self._static_peers)
+        handle = self._session.add(params)
         active = ActiveTorrent(infohash, handle, self.find_peers, self._readers_changed)
+        active.parked = bool(params.flags & lt.torrent_flags.paused)
         self._torrents[infohash] = active
         active.last_request = self._loop.time() if self._loop is not None else 0.0
         assert self._loop is not None

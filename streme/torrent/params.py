@@ -48,6 +48,12 @@ def add_params(
     flags = lt.torrent_flags
     params.flags &= ~(flags.auto_managed | flags.paused | flags.upload_mode)
     params.flags |= flags.sequential_download | flags.default_dont_download
+    if params.ti is not None:
+        # The metadata is at hand: stay away from peers until a reader wants a file
+        # (`ActiveTorrent.want_file` resumes it). Started wanting nothing, the torrent
+        # is "finished", seeds drop it as a fellow seed, and libtorrent redials them only
+        # after `min_reconnect_time`: the first byte came 2 s late. A HEAD costs nothing.
+        params.flags |= flags.paused
     if config.download_rate_limit:
         params.download_limit = config.download_rate_limit
     if config.upload_rate_limit:
