@@ -116,8 +116,6 @@ class ActiveTorrent:
         if index in self.wanted_files or self.meta is None:
             return
         self.wanted_files.add(index)
-        ti = self.handle.torrent_file()
-        assert ti is not None
         raw = {self.meta.files[i].raw_index for i in self.wanted_files}
         current = list(self.handle.get_file_priorities())
         wanted = [4 if i in raw else p for i, p in enumerate(current)]
