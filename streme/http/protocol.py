@@ -112,6 +112,14 @@ class HTTPProtocol(asyncio.Protocol):
             self._process()
 
     def eof_received(self) -> bool:
+        response = self._response
+        if self._busy and response is not None and isinstance(response.body, StreamBody):
+            # A player closes its side when it gives up on a response (every seek), and
+            # the swarm stream would hold its pieces' deadlines until its next write
+            # failed, competing with the request that replaced it (measured: 0.33 s of a
+            # 4 MiB/s seeder). So the end of a client's input ends a swarm stream, as it
+            # ends a request's context in Go's net/http. A cache hit is cheap to finish.
+            return False  # the transport closes: connection_lost cancels the stream
         self._parser.receive_data(b"")
         if not self._busy:
             self._process()
@@ -310,6 +318,8 @@ class HTTPProtocol(asyncio.Protocol):
             # up (a seek) closes with our bytes unread, and only a read sees that reset at
             # once. Paused, the stream would hold its pieces' deadlines until its next
             # write failed, competing with the request that replaced it.
+            assert self._flow is not None
+            self._flow.resume_reading()  # paused while an awaited handler ran
             self._task = self._loop.create_task(self._drive_stream(body))
         else:
             self._write_file_body(body, [head, *body.parts], in_task=in_task)
