@@ -23,6 +23,7 @@ from streme.cache.sweep import CacheSweeper
 from streme.config import Config
 from streme.handlers import StreamHandlers, build_router
 from streme.http.server import HTTPServer
+from streme.memory import return_large_blocks
 
 if TYPE_CHECKING:
     from streme.torrent.engine import Engine
@@ -155,4 +156,5 @@ async def serve(config: Config) -> int:
 
 
 def run(config: Config) -> int:
+    return_large_blocks()  # before libtorrent's threads start allocating
     return uvloop.run(serve(config))

@@ -1,12 +1,15 @@
 """A bounded byte buffer between a stream's piece reader and its socket writer.
 
 How this works (after trio's memory channel): the producer `put`s chunks and waits while
-the buffer holds `max_bytes` or more; the consumer `get`s them in order. So a slow client
-(the writer waits on the socket) fills the buffer, the reader stops pulling pieces, and
-memory per stream stays at `max_bytes` plus one chunk. `close()` ends the stream after the
-buffered bytes; `abort()` wakes both sides with an error. `statistics()` reports the peak,
-so tests can check the bound held. A chunk larger than the bound is admitted only into an
-empty buffer, so the peak is at most max(max_bytes, largest chunk) + one chunk below it.
+the buffer holds `max_bytes` or more; the consumer `get`s them in order. A chunk handed to
+the consumer still counts until the consumer asks for the next one (it is being written,
+so it is still in memory). So a slow client (the writer waits on the socket) fills the
+buffer, the reader stops pulling pieces, and memory per stream stays at `max_bytes`,
+the chunk being written included. `close()` ends the stream after the buffered bytes;
+`abort()` wakes both sides with an error. `statistics()` reports the peak, so tests can
+check the bound held. A chunk larger than the bound is admitted only into an empty
+buffer (nothing queued, nothing being written), so the peak is at most
+max(max_bytes, largest chunk).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class ByteBuffer:
             raise ValueError("a buffer needs a positive size: it is what bounds memory")
         self._max = max_bytes
         self._chunks: deque[bytes] = deque()
-        self._size = 0
+        self._size = 0  # queued chunks and the one being written
+        self._handed = 0  # the chunk the consumer is writing
         self._peak = 0
         self._puts = 0
         self._closed = False
@@ -60,7 +64,12 @@ class ByteBuffer:
         self._readable.set()
 
     async def get(self) -> bytes | None:
-        """The next chunk, or None once closed and drained."""
+        """The next chunk, or None once closed and drained. Asking for it is what says the
+        previous one is written: its bytes stop counting then."""
+        if self._handed:
+            self._size -= self._handed
+            self._handed = 0
+            self._writable.set()
         while not self._chunks:
             if self._error is not None:
                 raise BufferAborted(str(self._error)) from self._error
@@ -69,8 +78,7 @@ class ByteBuffer:
             self._readable.clear()
             await self._readable.wait()
         chunk = self._chunks.popleft()
-        self._size -= len(chunk)
-        self._writable.set()
+        self._handed = len(chunk)
         return chunk
 
     def close(self) -> None:
@@ -80,7 +88,7 @@ class ByteBuffer:
     def abort(self, error: BaseException) -> None:
         self._error = error
         self._chunks.clear()
-        self._size = 0
+        self._size = self._handed = 0
         self._readable.set()
         self._writable.set()
 

@@ -5,9 +5,10 @@ each piece it moves its read-ahead window (deadlines nearest first) on the torre
 shared scheduler, then waits for the verified piece bytes (`stall_timeout` at most) and
 puts the slice into a `ByteBuffer`. It asks for the next few pieces before it needs
 them (`prefetch_depth`), so libtorrent reads one piece while the socket sends another;
-those pieces and the buffer share `buffer_bytes`, the stream's memory bound. The HTTP
-side pulls chunks from the buffer as fast as the client takes them; when the client is
-slow the buffer fills, `put` waits, and the producer stops asking for more pieces.
+those pieces, the one in hand and the buffer (which counts the chunk being written) share
+`buffer_bytes`, the stream's memory bound. The HTTP side pulls chunks from the buffer as
+fast as the client takes them; when the client is slow the buffer fills, `put` waits,
+and the producer stops asking for more pieces.
 `close()` cancels the producer and withdraws its deadlines, so a client that leaves
 costs nothing more.
 """
@@ -61,13 +62,13 @@ class RangeReader:
         self._reader_id = reader_id
         layout = torrent.layout
         assert layout is not None
-        # Pieces asked for ahead and the buffer share `buffer_bytes`: that is the
-        # stream's memory bound, whatever the client's speed.
+        # Pieces asked for ahead, the piece in hand (waiting to go into the buffer) and
+        # the buffer share `buffer_bytes`: that is the stream's memory bound, whatever
+        # the client's speed. (Pieces larger than a quarter of it are still read whole:
+        # then the buffer keeps half of it.)
         self._depth = prefetch_depth(config.buffer_bytes, layout.piece_length)
-        # (A piece larger than half the buffer is still read whole: then it is that piece
-        # plus half the buffer.)
-        prefetched = self._depth * layout.piece_length
-        self._buffer = ByteBuffer(max(config.buffer_bytes // 2, config.buffer_bytes - prefetched))
+        in_hand = (self._depth + 1) * layout.piece_length
+        self._buffer = ByteBuffer(max(config.buffer_bytes // 2, config.buffer_bytes - in_hand))
         self._task: asyncio.Task[None] | None = None
         self._done = False
         torrent.reader_opened()

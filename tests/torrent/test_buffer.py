@@ -44,7 +44,25 @@ async def test_oversized_chunk_admitted_alone() -> None:
     await asyncio.sleep(0.01)
     assert not put.done()
     assert await buf.get() == b"y" * 50
-    await put
+    await asyncio.sleep(0.01)
+    assert not put.done()  # the big chunk is being written: still in memory
+    assert await buf.get() == b"z"  # asking for the next one releases it
+    assert put.done()
+
+
+async def test_chunk_being_written_counts() -> None:
+    buf = ByteBuffer(100)
+    for _ in range(3):
+        await buf.put(b"x" * 30)
+    first = await buf.get()  # handed to the writer, not written yet
+    assert first == b"x" * 30
+    put = asyncio.create_task(buf.put(b"y" * 30))
+    await asyncio.sleep(0.01)
+    assert not put.done()  # 90 bytes queued or being written; 30 more would pass 100
+    assert buf.statistics().current_bytes == 90
+    assert await buf.get() == b"x" * 30  # the first one is written now
+    await asyncio.wait_for(put, 1)
+    assert buf.statistics().peak_bytes <= 100
 
 
 async def test_abort_wakes_both_sides() -> None:

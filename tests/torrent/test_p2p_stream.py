@@ -174,8 +174,9 @@ def test_slow_reader_memory_is_bounded(
     stats = snapshot(server, seeder.infohash).reader_stats[-1]
     piece = 64 * 1024
     prefetched = prefetch_depth(buffer_bytes, piece) * piece
-    assert stats.max_bytes == buffer_bytes - prefetched  # pieces asked ahead share the bound
-    assert stats.peak_bytes + prefetched <= buffer_bytes + piece  # the bound, plus one put
+    # Pieces asked for ahead and the one in hand share the bound with the buffer.
+    assert stats.max_bytes == max(buffer_bytes // 2, buffer_bytes - prefetched - piece)
+    assert stats.peak_bytes + prefetched <= buffer_bytes
 
 
 def test_disconnect_mid_stream_leaks_nothing(
