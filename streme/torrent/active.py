@@ -45,8 +45,10 @@ BLOCK_REQUESTED = 1
 # Requests in flight that no reader needs are cancelled when a waiting reader would sit
 # behind more than this many seconds of them (`make_way`).
 STALE_SECONDS = 0.1
-# The anchor's deadline (ms): far enough never to compete with a reader's window.
+# The anchors' deadline (ms): far enough never to compete with a reader's window.
 ANCHOR_DEADLINE_MS = 3_600_000
+# Far deadlines held while readers read (`planner`: why two).
+ANCHORS = 2
 
 
 @dataclass
@@ -79,7 +81,7 @@ class ActiveTorrent:
     _waiters: dict[int, list[asyncio.Future[bytes]]] = field(default_factory=dict)
     _book: DeadlineBook = field(default_factory=DeadlineBook)
     plan: PiecePlan = field(default_factory=lambda: PiecePlan(0))
-    _anchor: int | None = None
+    _anchors: list[int] = field(default_factory=list)
     # Added paused (its metadata was at hand, see `params.add_params`): no peers until a
     # file is wanted.
     parked: bool = False
@@ -168,9 +170,8 @@ class ActiveTorrent:
 
     def on_piece_finished(self, piece: int) -> None:
         self.plan.finished(piece)
-        if piece == self._anchor:
-            self._anchor = None
-            self._keep_anchor()
+        if piece in self._anchors:
+            self._keep_anchors()
 
     def _request(self, piece: int) -> None:
         # A piece that finished after the plan last heard is still right: libtorrent
@@ -194,7 +195,7 @@ class ActiveTorrent:
         for piece, ms in change.earlier:
             if piece not in self._waiters and not self.plan.has(piece):
                 self.handle.set_piece_deadline(piece, ms)
-        self._keep_anchor()
+        self._keep_anchors()
 
     def _prioritize(self, changes: list[tuple[int, int]], *, wanted_more: bool = False) -> None:
         if changes:
@@ -209,25 +210,32 @@ class ActiveTorrent:
             self.handle.unset_flags(flag)
             self.handle.set_flags(flag)
 
-    def _keep_anchor(self) -> None:
-        """Hold one far deadline on a missing piece no reader asks for while readers read
-        (see `planner`); drop it when they are gone."""
-        anchor = self._anchor
+    def _keep_anchors(self) -> None:
+        """Hold far deadlines on missing pieces no reader asks for while readers read
+        (see `planner`); drop them when they are gone. New anchors are set before old
+        ones are taken back, so libtorrent's deadline list never runs empty between."""
         first = min((piece for piece, _ in self._book.items()), default=None)
-        if anchor is not None and not self._claimed(anchor) and not self.plan.has(anchor):
-            if first is not None and anchor > first:
-                return  # still good: beyond the earliest wanted piece
+        keep: list[int] = []
+        stale: list[int] = []
+        for anchor in self._anchors:
+            if self._claimed(anchor) or self.plan.has(anchor):
+                continue  # a reader's deadline now, or downloaded: not ours to reset
+            (keep if first is not None and anchor > first else stale).append(anchor)
+        self._anchors = keep
+        if first is not None and len(keep) < ANCHORS:
+            claimed = {piece for piece, _ in self._book.items()} | set(self._waiters)
+            for piece in self.plan.anchors(first, ANCHORS - len(keep), claimed | set(keep)):
+                self._anchors.append(piece)
+                self._hold(piece)
+        for anchor in stale:
             self.handle.reset_piece_deadline(anchor)
             self.handle.piece_priority(anchor, self.plan.priority(anchor))  # reset leaves 1
-        self._anchor = None
-        if first is None:
-            return
-        candidate = self.plan.anchor_after(first)
-        while candidate is not None and self._claimed(candidate):
-            candidate = self.plan.anchor_after(candidate)
-        if candidate is not None:
-            self._anchor = candidate
-            self.handle.set_piece_deadline(candidate, ANCHOR_DEADLINE_MS)
+
+    def _hold(self, anchor: int) -> None:
+        """A far deadline on `anchor`, at the piece's own priority: a deadline raises it
+        to the top, and the in-order download would then fetch it first."""
+        self.handle.set_piece_deadline(anchor, ANCHOR_DEADLINE_MS)
+        self.handle.piece_priority(anchor, self.plan.priority(anchor))
 
     def _claimed(self, piece: int) -> bool:
         """A reader holds a deadline on `piece` or waits for it: the anchor must not
@@ -260,10 +268,13 @@ class ActiveTorrent:
             return
         if not any(not self.plan.has(p) for p in self._waiters):
             return
-        needed = {p for p, _ in self._book.items()} | set(self._waiters) | {self._anchor}
+        needed = {p for p, _ in self._book.items()} | set(self._waiters) | set(self._anchors)
         stale = stale_bytes(queue, needed)
         if stale == 0 or stale < rate * STALE_SECONDS:
             return
+        log.debug(
+            "%s: cancelling %d bytes in flight no reader needs (%d B/s)", self.infohash, stale, rate
+        )
         handle.clear_piece_deadlines()
         self.reassert()
 
@@ -276,9 +287,9 @@ class ActiveTorrent:
         for piece in self._waiters:
             if not self.plan.has(piece):
                 self._request(piece)
-        anchor = self._anchor
-        if anchor is not None and not self._claimed(anchor) and not self.plan.has(anchor):
-            self.handle.set_piece_deadline(anchor, ANCHOR_DEADLINE_MS)
+        for anchor in self._anchors:
+            if not self._claimed(anchor) and not self.plan.has(anchor):
+                self._hold(anchor)
 
     async def kick(self, piece: int) -> None:
         """A reader has waited `p2p.piece_kick_after` for `piece`: reconnect the peers if
@@ -332,7 +343,7 @@ class ActiveTorrent:
         for piece in abandoned:
             self._abandon(piece)
         self._prioritize(changes)
-        self._keep_anchor()
+        self._keep_anchors()
         if self._waiters:
             # Another reader is waiting (typically a player's seek racing the close of
             # its previous request): what this one had in flight must not delay it.
@@ -341,8 +352,11 @@ class ActiveTorrent:
             task.add_done_callback(self._tasks.discard)
 
     def _abandon(self, piece: int) -> None:
-        """No reader wants `piece` any more: take its deadline back."""
-        if piece not in self._waiters and not self.plan.has(piece):
+        """No reader wants `piece` any more: take its deadline back (an anchor's goes
+        back to the anchor's)."""
+        if piece in self._anchors and not self.plan.has(piece):
+            self._hold(piece)
+        elif piece not in self._waiters and not self.plan.has(piece):
             self.handle.reset_piece_deadline(piece)
             self.handle.piece_priority(piece, self.plan.priority(piece))  # reset leaves 1
 
@@ -407,7 +421,7 @@ def piece_progress(download_queue: list[PartialPieceInfodict], piece: int) -> in
     return 0
 
 
-def stale_bytes(download_queue: list[PartialPieceInfodict], needed: set[int | None]) -> int:
+def stale_bytes(download_queue: list[PartialPieceInfodict], needed: set[int]) -> int:
     """Bytes requested from peers and not yet received, for pieces not in `needed`."""
     return sum(
         b["block_size"] - b["bytes_progress"]

@@ -12,8 +12,11 @@ deadline pieces first. Two things go wrong for a stream, and this plan answers b
 - libtorrent cancels every request in flight when a deadline is set on a torrent that
   has none (`cancel_non_critical`); a reader whose window is complete leaves the list
   empty, and its next window cancels the in-order requests (a transmission 3.00 seeder
-  never answers those cancels: the stream stalls). `anchor_after` names a missing piece
-  beyond the windows to hold a far deadline so the list never runs empty mid-stream.
+  never answers those cancels: the stream stalls). `anchors` names missing pieces to hold
+  far deadlines so the list never runs empty mid-stream: the last ones of the wanted
+  files, which the in-order download reaches last. Two, because libtorrent asks for the
+  first piece of its list whatever its deadline: a lone anchor would come in, leave the
+  list empty, and the deadline set next would cancel everything in flight.
 
 `have` mirrors libtorrent's verified pieces, from `piece_finished_alert`, so nothing on
 the event loop asks libtorrent's thread (`have_piece` is a synchronous round trip).
@@ -21,7 +24,7 @@ the event loop asks libtorrent's thread (`have_piece` is a synchronous round tri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 DEFAULT_PRIORITY = 4
 SKIPPED = 0
@@ -80,14 +83,18 @@ class PiecePlan:
         """The priority `piece` should have when no reader holds a deadline on it."""
         return SKIPPED if piece in self._lowered else DEFAULT_PRIORITY
 
-    def anchor_after(self, piece: int) -> int | None:
-        """The first missing wanted piece after `piece`, or None."""
-        best: int | None = None
-        for r in self._wanted:
-            start = max(r.start, piece + 1)
-            if start >= r.stop:
-                continue
-            found = self.have.find(0, start, r.stop)
-            if found >= 0 and (best is None or found < best):
-                best = found
-        return best
+    def anchors(self, after: int, count: int, skip: Container[int] = ()) -> list[int]:
+        """Up to `count` missing wanted pieces beyond `after`, not in `skip`: the last
+        ones, where the in-order download arrives last."""
+        found: list[int] = []
+        for r in sorted(self._wanted, key=lambda r: r.stop, reverse=True):
+            stop = r.stop
+            start = max(r.start, after + 1)
+            while len(found) < count and start < stop:
+                piece = self.have.rfind(0, start, stop)
+                if piece < 0:
+                    break
+                if piece not in skip and piece not in found:
+                    found.append(piece)
+                stop = piece
+        return found

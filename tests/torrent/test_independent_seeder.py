@@ -5,6 +5,7 @@ The server finds each seeder through the session's tracker, on loopback (see pee
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -114,6 +115,32 @@ def test_second_file_of_a_multi_file_torrent_from_transmission(
     assert status == 200
     assert int(headers["content-length"]) == len(files[order[1]])
     assert sha256(body) == sha256(files[order[1]])
+
+
+def test_a_longer_stream_from_transmission_needs_no_reconnect(
+    make_server: Callable[..., RunningServer],
+    transmission_seeder: Callable[..., Transmission],
+    tracker: Tracker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """libtorrent cancels every request in flight when a deadline is set on a torrent
+    that has none, and transmission 3.00 never answers those cancels: the stream stalls
+    until the server reconnects (`piece_kick_after`, twice). The server's far deadlines
+    (the planner's anchors) keep libtorrent's list from running empty between a reader's
+    windows, so a stream on the defaults never gets there (it did twice in the first
+    8 MiB, 37 s in all, when one anchor sat right after the window and came in with it)."""
+    data = random_bytes(64 * MiB, 15)
+    torrent = write_torrent(tmp_path / "seed", {"movie.mp4": data}, None, 256 * 1024, tracker)
+    transmission_seeder(torrent)
+    server = make_server(p2p=p2p_settings(tracker))
+    caplog.set_level(logging.WARNING, logger="streme.p2p")
+    path = f"/stream/proxy/{torrent.infohash}"
+    status, _, body = fetch(server, path, {"Range": f"bytes=0-{8 * MiB - 1}"})
+    assert status == 206
+    assert sha256(body) == sha256(data[: 8 * MiB])
+    kicks = [r.getMessage() for r in caplog.records if "made no progress" in r.getMessage()]
+    assert kicks == []
 
 
 @pytest.mark.slow

@@ -47,14 +47,16 @@ def test_a_newly_wanted_file_resets_what_was_lowered() -> None:
     assert changes == [(p, SKIPPED) for p in range(15)]
 
 
-def test_the_anchor_is_the_first_missing_wanted_piece_after() -> None:
-    plan = plan_with(10, range(2, 8), have=frozenset({3, 4}))
-    assert plan.anchor_after(2) == 5
-    plan.finished(5)
-    assert plan.anchor_after(2) == 6
-    assert plan.anchor_after(7) is None  # past the wanted file
+def test_anchors_are_the_last_missing_wanted_pieces_beyond() -> None:
+    plan = plan_with(10, range(2, 8), have=frozenset({3, 7}))
+    assert plan.anchors(2, 2) == [6, 5]  # the in-order download reaches them last
+    assert plan.anchors(2, 2, skip={6}) == [5, 4]  # a reader's pieces are not anchors
+    assert plan.anchors(5, 3) == [6]  # only beyond the earliest wanted piece
     plan.finished(6)
-    plan.finished(7)
-    assert plan.anchor_after(2) is None
+    assert plan.anchors(2, 1) == [5]
+    for piece in (4, 5):
+        plan.finished(piece)
+    assert plan.anchors(2, 2) == []  # nothing missing beyond
+    plan.finished(2)
     assert plan.has(7)
     assert [plan.has(p) for p in (8, -1, 99)] == [False, False, False]
