@@ -8,12 +8,13 @@ compared against.
 It is libtorrent with nothing of streme: a session on libtorrent's defaults but for
 loopback (DHT, LSD, UPnP, NAT-PMP off, listening on 127.0.0.1, several connections from
 127.0.0.1), outgoing uTP off (a TCP-only seeder would otherwise cost it 3 s: decision
-0005) and a 100 ms tick (deadline pieces are requested on it). Once the session listens it adds the magnet (whose `tr=` is the tracker) or the
-.torrent (plus the tracker), downloading in file order with a deadline on each of the
-first 8 MiB's pieces, and prints, as one JSON line, the seconds from the add to the first
-piece's bytes read back (`read_piece_alert`: what a server could send) and to the first
-8 MiB's pieces finished. It exits at once after printing (no session teardown), or after
-`--timeout` with an error.
+0005) and a 100 ms tick (deadline pieces are requested on it). Once the session listens
+it adds the magnet (whose `tr=` is the tracker) or the .torrent (plus the tracker),
+downloading in file order with a deadline on each of the first 8 MiB's pieces, and
+prints, as one JSON line, the seconds from the add to the first piece's bytes read back
+(`read_piece_alert`: what a server could send) and to the first 8 MiB's pieces finished.
+It exits at once after printing (no session teardown), or after `--timeout` with an
+error.
 
     python -m perf.bareclient (--magnet URI | --torrent FILE --tracker URL) --save DIR
 """
