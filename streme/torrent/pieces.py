@@ -84,6 +84,18 @@ def window(
     return [(p, i * step_ms) for i, p in enumerate(pieces_for(layout, span, position, end))]
 
 
+def last_piece_of_a_player_start(
+    layout: Layout, span: FileSpan, start: int, end: int, ahead: int
+) -> int | None:
+    """The file's last piece when [start, end] is the whole file (what a player asks for
+    first), unless the first `ahead` + 1 pieces, asked for anyway, reach it."""
+    if span.size == 0 or start != 0 or end != span.size - 1:
+        return None
+    first = pieces_for(layout, span, 0, 0).start
+    last = pieces_for(layout, span, span.size - 1, span.size - 1).start
+    return last if last - first > ahead else None
+
+
 def prefetch_depth(buffer_bytes: int, piece_length: int, most: int = 4) -> int:
     """How many pieces a reader asks for ahead of the one it is sending.
 

@@ -26,6 +26,7 @@ from streme.torrent.buffer import BufferAborted, BufferStats, ByteBuffer
 from streme.torrent.errors import PieceStalled
 from streme.torrent.pieces import (
     PieceSlice,
+    last_piece_of_a_player_start,
     pieces_for,
     prefetch_depth,
     ramped_window_bytes,
@@ -42,6 +43,12 @@ INDEX_TAIL_DEADLINE_MS = 15
 UNKNOWN_TAIL_DEADLINE_MS = 1000
 # A head claiming more than this for its index is not believed past it.
 TAIL_PIN_CAP = 32 * 1024 * 1024
+# Before the head is here, a player's stream asks for the file's last piece right behind
+# the first ones, if pieces are at most this big: an index at the end (an MP4's moov,
+# Matroska's cues) then comes in the seeder's first burst, not one round later (a 4 MiB/s
+# libtorrent seeder hands out its upload every 500 ms: Chromium waited 0.45 s for the
+# moov). A wrong guess costs that one piece.
+GUESSED_TAIL_MAX_PIECE = 1024 * 1024
 
 
 class RangeReader:
@@ -90,7 +97,7 @@ class RangeReader:
         position = self._start
         # A stream from byte 0 is a player starting: once its first piece is here, keep the
         # end of the file coming too, for the index it will ask for next (`tail_pins`).
-        pins: list[tuple[int, int]] = []
+        pins = self._guessed_tail()
         delivered = 0
         depth = self._depth
         parts = iter(slices(layout, span, self._start, self._end))
@@ -144,6 +151,17 @@ class RangeReader:
             for _, future in pending:
                 future.cancel()
             torrent.withdraw(self._reader_id)
+
+    def _guessed_tail(self) -> list[tuple[int, int]]:
+        """The file's last piece as an index tail, for a player's stream before its head
+        tells (`GUESSED_TAIL_MAX_PIECE`)."""
+        layout = self._torrent.layout
+        assert layout is not None
+        span = self._torrent.spans[self._file_index]
+        if layout.piece_length > GUESSED_TAIL_MAX_PIECE:
+            return []
+        piece = last_piece_of_a_player_start(layout, span, self._start, self._end, self._depth)
+        return [] if piece is None else [(piece, INDEX_TAIL_DEADLINE_MS)]
 
     def _tail_pins(self, head: bytes) -> list[tuple[int, int]]:
         """(piece, deadline ms) for the end of the file a player will read before it

@@ -5,6 +5,7 @@ from streme.torrent.pieces import (
     FileSpan,
     Layout,
     file_pieces,
+    last_piece_of_a_player_start,
     pieces_for,
     prefetch_depth,
     ramped_window_bytes,
@@ -76,3 +77,13 @@ def test_ramped_window_starts_at_two_pieces_and_doubles_to_the_readahead() -> No
     assert sizes[6:] == [16 * 1024 * 1024] * 2
     assert ramped_window_bytes(100_000, piece, 0) == piece  # never below one piece
     assert ramped_window_bytes(16 * 1024 * 1024, piece, 10_000) == 16 * 1024 * 1024
+
+
+def test_a_player_start_guesses_the_last_piece() -> None:
+    layout = Layout(piece_length=100, total_size=1000)
+    span = FileSpan(offset=250, size=700)  # pieces 2..9
+    assert last_piece_of_a_player_start(layout, span, 0, 699, ahead=4) == 9
+    assert last_piece_of_a_player_start(layout, span, 0, 699, ahead=7) is None  # reached
+    assert last_piece_of_a_player_start(layout, span, 1, 699, ahead=4) is None  # a seek
+    assert last_piece_of_a_player_start(layout, span, 0, 99, ahead=4) is None  # a probe
+    assert last_piece_of_a_player_start(layout, FileSpan(0, 0), 0, -1, ahead=1) is None
