@@ -29,21 +29,17 @@ import time
 
 import libtorrent as lt
 
+from tests.torrent.swarm import LOOPBACK_SETTINGS
+
 MiB = 1024 * 1024
 
 
 def settings() -> lt.settings_pack:
+    # The tests' loopback settings (their 100 ms tick: deadline pieces are requested on
+    # it, so the floor is libtorrent's fastest start), TCP dialled first, alerts to time.
     return {
-        "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "allow_multiple_connections_per_ip": True,
+        **LOOPBACK_SETTINGS,
         "enable_outgoing_utp": False,
-        # Deadline pieces are requested on libtorrent's tick: 100 ms (streme's) rather
-        # than 500 ms, so the floor is libtorrent's fastest start, not its default one.
-        "tick_interval": 100,
         "alert_mask": lt.alert_category.status
         | lt.alert_category.error
         | lt.alert_category.storage

@@ -168,7 +168,8 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # fetched). Chromium read the last 3.4 KiB of a Matroska file before playing; an
     # MP4's moov at the end was 64 KiB of a 60 MB clip (TorrServer pins 8 MiB).
     tail_pin_bytes: Bytes = 1 * MiB
-    # Bound on bytes waiting between the piece reader and the socket, per stream.
+    # Bound on a swarm stream's memory: its buffer (with the chunk being written), the
+    # pieces it asked for ahead and the one in hand.
     buffer_bytes: Annotated[int, msgspec.Meta(ge=16 * KiB), Unit.SIZE] = 4 * MiB
     # Seconds: a piece a reader has waited this long for is asked for afresh (its blocks may
     # be stuck at a peer that never answered a cancel, e.g. transmission 3.00).

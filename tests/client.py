@@ -81,5 +81,16 @@ class RawClient:
         self.sock.close()
 
 
+def read_head(sock: socket.socket) -> tuple[bytes, bytearray]:
+    """Read a response's head off a raw socket: (the head, the body bytes read with it)."""
+    received = bytearray()
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(16 * 1024)
+        assert chunk, "closed before the response head"
+        received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    return head, bytearray(body)
+
+
 def get(path: str, host: str = "127.0.0.1", extra: str = "", method: str = "GET") -> bytes:
     return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()

@@ -33,6 +33,7 @@ import pytest
 from streme.cache import sweep
 from streme.cache.records import Origin, TitleRecord
 from streme.cache.usage import scan_titles
+from tests.client import read_head
 from tests.conftest import RunningServer, wait_until
 from tests.torrent.peers import Tracker
 from tests.torrent.swarm import (
@@ -290,16 +291,6 @@ def open_on(path: Path) -> int:
         with contextlib.suppress(FileNotFoundError):  # closed meanwhile
             count += os.readlink(f"/proc/self/fd/{fd}") in wanted
     return count
-
-
-def read_head(sock: socket.socket) -> tuple[bytes, bytearray]:
-    received = bytearray()
-    while b"\r\n\r\n" not in received:
-        chunk = sock.recv(16 * KiB)
-        assert chunk, "closed before the response head"
-        received += chunk
-    head, _, body = bytes(received).partition(b"\r\n\r\n")
-    return head, bytearray(body)
 
 
 def read_body(sock: socket.socket, body: bytearray, until: int) -> None:

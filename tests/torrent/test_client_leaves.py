@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.client import read_head
 from tests.conftest import RunningServer, wait_until
 from tests.torrent.peers import Tracker
 from tests.torrent.swarm import Seeder, make_seeder, p2p_settings, random_bytes
@@ -34,11 +35,7 @@ def open_stream(server: RunningServer, infohash: str) -> socket.socket:
     """A GET of the stream, its response head read; the body has not begun."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.sendall(f"GET /stream/proxy/{infohash} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, "the server closed before the response head"
-        head += chunk
+    head, _ = read_head(sock)
     assert head.startswith(b"HTTP/1.1 200 OK")
     return sock
 
