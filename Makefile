@@ -11,7 +11,8 @@ ARGS   ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,perf]'
+	@# setuptools warns on every editable install about same-named folders (there are none)
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev,perf]'
 	touch $@
 
 install: $(STAMP)
