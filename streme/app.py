@@ -21,6 +21,7 @@ from streme.cache.index import CacheIndex
 from streme.cache.records import Origin, RecordStore, UsageRecorder
 from streme.cache.sweep import CacheSweeper
 from streme.config import Config
+from streme.descriptors import raise_limit
 from streme.handlers import StreamHandlers, build_router
 from streme.http.server import HTTPServer
 from streme.memory import return_large_blocks
@@ -157,4 +158,5 @@ async def serve(config: Config) -> int:
 
 def run(config: Config) -> int:
     return_large_blocks()  # before libtorrent's threads start allocating
+    raise_limit()  # before the connection cap is sized from it
     return uvloop.run(serve(config))

@@ -86,6 +86,10 @@ class HTTPConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     write_timeout: PositiveSeconds = 60 * SECONDS
     # nginx keepalive_requests defaults to 1000.
     max_requests_per_connection: PositiveInt = 1000
+    # Concurrent connections; past this a new one is answered 503 and closed. 0: from the
+    # descriptor limit (raised to its hard limit at startup), two per connection after a
+    # reserve for files and peers (`streme/descriptors.py`).
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Request line + headers, bytes. Node and h11 default to 16 KiB; nginx to 1 KiB + 4 x 8 KiB.
     max_head_bytes: Annotated[int, msgspec.Meta(ge=1 * KiB, le=1 * MiB), Unit.SIZE] = 16 * KiB
     # Bodies (bytes) are never needed by our routes; small ones are read and dropped to keep

@@ -94,3 +94,47 @@ def read_head(sock: socket.socket) -> tuple[bytes, bytearray]:
 
 def get(path: str, host: str = "127.0.0.1", extra: str = "", method: str = "GET") -> bytes:
     return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+@dataclass
+class Exchange:
+    """What a server answered on one connection to some raw bytes."""
+
+    statuses: list[int]
+    closed: bool  # the server closed (EOF or reset) within the wait
+
+
+def exchange(port: int, raw: bytes, wait: float = 1.0) -> Exchange:
+    """Send `raw` on a fresh connection and read every response until the server closes
+    or is quiet for `wait` seconds. Bodies are skipped by their Content-Length (a 1xx
+    has none); the statuses are what a client would see, in order."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(raw)
+        received = bytearray()
+        closed = False
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+            closed = True
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+        except TimeoutError:
+            pass
+    return Exchange(_statuses(bytes(received)), closed)
+
+
+def _statuses(data: bytes) -> list[int]:
+    statuses: list[int] = []
+    while data:
+        head, found, data = data.partition(b"\r\n\r\n")
+        assert found, f"a response head ends early: {head[:80]!r}"
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ")[1])
+        statuses.append(status)
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and status >= 200:
+                length = int(value)
+        data = data[length:]
+    return statuses

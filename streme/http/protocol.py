@@ -36,6 +36,7 @@ from streme.http.body import CopyWriter, FileTruncatedError, Part, ZeroCopyWrite
 from streme.http.flow import FlowControl
 from streme.http.framing import encode_head
 from streme.http.messages import FileBody, Request, Response, StreamBody, error_response
+from streme.http.requestcheck import refusal, wants_continue
 from streme.http.urls import BadTarget, split_target
 
 if TYPE_CHECKING:
@@ -54,6 +55,9 @@ KNOWN_METHODS: Final = frozenset(
 NO_BODY_STATUSES: Final = frozenset({204, 304})
 SERVER_HEADER: Final = (b"Server", b"streme")
 CLOSE_HEADER: Final = (b"Connection", b"close")
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+# RFC 9112 2.2: empty lines before a request line are ignored (nginx skips any CR and LF).
+EMPTY_LINES: Final = b"\r\n"
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -73,7 +77,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._timer_is_head = False
         self._timer_armed = False
         self._deadline = 0.0
-        self._partial = False  # bytes of a request head have arrived
+        self._partial = False  # bytes of a request have arrived
+        self._at_request_start = True  # the parser has seen nothing of the next request
         self._requests = 0
         self._request: Request | None = None
         self._keep_alive = True
@@ -95,10 +100,25 @@ class HTTPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._peer = f"{peer[0]}:{peer[1]}"
-        self._state.add(self)
+        if not self._state.admit(self):
+            if self._state.refused == 1 or self._state.refused % 1000 == 0:
+                log.warning(
+                    "%d connection(s) refused: over http.max_connections (%d)",
+                    self._state.refused,
+                    self._state.max_connections,
+                )
+            self._send_error_and_close(
+                503, "too_many_connections", "the server is at its connection limit; retry"
+            )
+            return
         self._arm_timer(head=True)
 
     def data_received(self, data: bytes) -> None:
+        if self._at_request_start:
+            data = data.lstrip(EMPTY_LINES)
+            if not data:
+                return
+            self._at_request_start = False
         self._parser.receive_data(data)
         if self._busy and len(self._parser.trailing_data[0]) > PIPELINE_BUFFER_LIMIT:
             # A streamed response keeps reading (see `_respond`); what a pipelining
@@ -174,7 +194,6 @@ class HTTPProtocol(asyncio.Protocol):
             if kind is h11.Request:
                 assert isinstance(event, h11.Request)
                 if not self._on_request(event):
-                    self._send_error_and_close(431, "head_too_large", "request head is too large")
                     return
             elif kind is h11.Data:
                 assert isinstance(event, h11.Data)
@@ -185,6 +204,8 @@ class HTTPProtocol(asyncio.Protocol):
                     )
                     return
             elif kind is h11.EndOfMessage:
+                self._cancel_timer()  # the request, and any body, is in
+                self._partial = False
                 more = self._next_parser()
                 self._dispatch()
                 if not more:
@@ -199,18 +220,19 @@ class HTTPProtocol(asyncio.Protocol):
         Returns whether it holds anything (pipelined bytes or the end of input).
         """
         data, closed = self._parser.trailing_data
-        parser = self._new_parser()
+        self._parser = self._new_parser()
+        self._at_request_start = True
+        data = data.lstrip(EMPTY_LINES)
         if data:
-            parser.receive_data(data)
+            self._at_request_start = False
+            self._parser.receive_data(data)
         if closed:
-            parser.receive_data(b"")
-        self._parser = parser
+            self._parser.receive_data(b"")
         return bool(data) or closed
 
     def _on_request(self, event: h11.Request) -> bool:
-        """Take in a request head; False if it is over `max_head_bytes`."""
-        self._cancel_timer()
-        self._partial = False
+        """Take in a request head; False if it was refused (the error is on its way and
+        the connection closing). The request deadline runs on until the end of any body."""
         self._request_started = time.perf_counter()
         self._body_seen = 0
         headers: dict[str, str] = {}
@@ -222,16 +244,31 @@ class HTTPProtocol(asyncio.Protocol):
             text = value.decode("latin-1")
             previous = headers.get(key)
             headers[key] = text if previous is None else f"{previous}, {text}"
-        # h11's keep-alive rule: HTTP/1.1, and no `close` token in Connection (RFC 9112 §9.3).
+        # h11's keep-alive rule: HTTP/1.1 (or a later 1.x, answered as 1.1), and no `close`
+        # token in Connection (RFC 9112 §9.3).
         connection = headers.get("connection")
-        self._keep_alive = event.http_version == b"1.1" and not (
+        self._keep_alive = event.http_version >= b"1.1" and not (
             connection is not None
             and "close" in (token.strip().lower() for token in connection.split(","))
         )
         self._request = Request(
             event.method.decode("ascii", "replace"), event.target.decode("latin-1"), "", "", headers
         )
-        return head_size <= self._config.max_head_bytes
+        refused = refusal(
+            event.method,
+            event.target,
+            event.http_version,
+            headers,
+            head_size,
+            max_head_bytes=self._config.max_head_bytes,
+            max_body_bytes=self._config.max_body_bytes,
+        )
+        if refused is not None:
+            self._send_error_and_close(refused.status, refused.code, refused.message)
+            return False
+        if wants_continue(event.http_version, headers) and self._transport is not None:
+            self._transport.write(CONTINUE)
+        return True
 
     def _dispatch(self) -> None:
         request = self._request
@@ -495,7 +532,9 @@ class HTTPProtocol(asyncio.Protocol):
     # -- errors and timers ---------------------------------------------------------------
     def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         status = exc.error_status_hint
-        if status == 431:
+        if status == 431 and b"\n" not in self._parser.trailing_data[0]:
+            self._send_error_and_close(414, "uri_too_long", "request target is too long")
+        elif status == 431:
             self._send_error_and_close(431, "head_too_large", "request head is too large")
         else:
             self._send_error_and_close(status, "bad_request", f"malformed request: {exc}")
