@@ -3,9 +3,10 @@
 A cache miss with P2P enabled lands here. The torrent is added (once) and its metadata
 awaited; the file is `file=N` or the largest video. HEAD needs only the metadata: no
 piece is downloaded for it. The content of an infohash never changes, so the ETag is
-strong (`"<infohash>-<N>"`). Ranges follow RFC 9110 like cache hits; several ranges are
-answered with the whole file (200), which §14.2 allows, since interleaving them from the
-swarm would cost more than it saves.
+strong (`"<infohash>-<N>"`), and there is no Last-Modified. Status and headers come from
+the same planner as a cache hit's (`http.representation`), told that this source cannot
+send several ranges in one response: those get the whole file (200), which §14.2 allows,
+since interleaving them from the swarm would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import logging
 from streme.cache.lookup import default_torrent_files
 from streme.cache.mediatypes import content_type_for
 from streme.config import P2PConfig
-from streme.http.conditional import Precondition, evaluate_preconditions, if_range_allows_range
 from streme.http.messages import Request, Response, StreamBody, error_response
-from streme.http.ranges import RangeKind, evaluate_range, unsatisfied_content_range
+from streme.http.ranges import ByteRange
+from streme.http.representation import Representation, plan
 from streme.torrent.engine import Engine
 from streme.torrent.errors import CoolingDown, P2PError
 from streme.torrent.stream import RangeReader
@@ -67,46 +68,18 @@ async def stream_from_swarm(
     file = meta.files[file_index]
     size = file.length
     name = file.path[-1] if file.path else meta.name
-    etag = f'"{infohash}-{file_index}"'
-    headers = request.headers
-    outcome = evaluate_preconditions(
-        request.method,
-        etag=etag,
-        last_modified=0,
-        if_match=headers.get("if-match"),
-        if_none_match=headers.get("if-none-match"),
-        if_modified_since=None,
-        if_unmodified_since=None,
+    rep = Representation(
+        size, content_type_for(name), f'"{infohash}-{file_index}"', None, multipart=False
     )
-    if outcome is Precondition.NOT_MODIFIED:
-        return Response(304, [(b"ETag", etag.encode())])
-    if outcome is Precondition.PRECONDITION_FAILED:
-        return error_response(412, "precondition_failed", "a precondition header did not hold")
-    range_header = headers.get("range")
-    if range_header is not None and not if_range_allows_range(
-        headers.get("if-range"), etag=etag, last_modified=0
-    ):
-        range_header = None
-    decision = evaluate_range(range_header, size)
-    out = [
-        (b"Content-Type", content_type_for(name).encode("latin-1")),
-        (b"Accept-Ranges", b"bytes"),
-        (b"ETag", etag.encode()),
-    ]
-    if decision.kind is RangeKind.UNSATISFIABLE:
-        return error_response(
-            416,
-            "range_not_satisfiable",
-            f"no requested range overlaps the {size}-byte file",
-            [(b"Content-Range", unsatisfied_content_range(size).encode())],
-        )
-    status, start, end = 200, 0, size - 1
-    if decision.kind is RangeKind.PARTIAL and len(decision.ranges) == 1:
-        only = decision.ranges[0]
-        status, start, end = 206, only.start, only.end
-        out.append((b"Content-Range", only.content_range(size).encode()))
-    if size == 0:
-        return Response(status, out, b"")
+    planned = plan(request.method, request.headers, rep)
+    if planned.error is not None:
+        return error_response(planned.status, *planned.error, planned.headers)
+    if not planned.body:
+        return Response(planned.status, planned.headers, b"")
+    (only,) = planned.body
+    assert isinstance(only, ByteRange)
     # The reader marks the file wanted when the body is sent (never for a HEAD).
-    reader = RangeReader(torrent, file_index, start, end, config, engine.new_reader_id())
-    return Response(status, out, StreamBody(end - start + 1, reader.chunks, reader.close))
+    reader = RangeReader(torrent, file_index, only.start, only.end, config, engine.new_reader_id())
+    return Response(
+        planned.status, planned.headers, StreamBody(only.length, reader.chunks, reader.close)
+    )

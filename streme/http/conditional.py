@@ -117,12 +117,13 @@ def evaluate_preconditions(
     return Precondition.PROCEED
 
 
-def if_range_allows_range(if_range: str | None, *, etag: str, last_modified: int) -> bool:
+def if_range_allows_range(if_range: str | None, *, etag: str, last_modified: int | None) -> bool:
     """Whether a Range header may be honoured given If-Range (§13.1.5).
 
     Absent: yes. An entity-tag: only on a strong match (a weak tag never matches). An
-    HTTP-date: only if it equals Last-Modified exactly. Anything else: no (send the whole
-    representation). The date form assumes Last-Modified is a strong validator here.
+    HTTP-date: only if it equals Last-Modified exactly (never when there is none). Anything
+    else: no (send the whole representation). The date form assumes Last-Modified is a
+    strong validator here.
     """
     if if_range is None:
         return True
@@ -131,4 +132,4 @@ def if_range_allows_range(if_range: str | None, *, etag: str, last_modified: int
         tag = _ENTITY_TAG.fullmatch(value)
         return tag is not None and tag[1] is None and tag[2] == etag
     date = parse_http_date(value)
-    return date is not None and date == last_modified
+    return date is not None and last_modified is not None and date == last_modified
