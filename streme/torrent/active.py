@@ -139,8 +139,13 @@ class ActiveTorrent:
             self.find_peers(self)
 
     def piece(self, piece: int) -> asyncio.Future[bytes]:
-        """The verified bytes of `piece`, when libtorrent has them."""
+        """The verified bytes of `piece`, when libtorrent has them (the torrent's failure,
+        at once, once it failed: a reader that asks after `fail_waiters` must not wait
+        for a piece that will never come)."""
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if self.failed is not None:
+            fut.set_exception(self.failed)
+            return fut
         waiters = self._waiters.setdefault(piece, [])
         waiters.append(fut)
         fut.add_done_callback(functools.partial(self._forget, piece))

@@ -14,6 +14,7 @@ import libtorrent as lt
 import pytest
 
 from streme.torrent.active import ActiveTorrent
+from streme.torrent.errors import P2PError
 from tests.torrent.swarm import LOOPBACK_SETTINGS, make_torrent, random_bytes
 
 
@@ -50,3 +51,22 @@ async def test_wrong_bytes_are_never_handed_out(
     assert active.rechecking  # libtorrent is asked to check its files again
     active.on_read_piece(1, right)
     assert await asyncio.wait_for(waiter, 5) == right
+
+
+async def test_a_failed_torrent_fails_a_piece_asked_for_later(
+    session: lt.session, tmp_path: Path
+) -> None:
+    """A reader between two pieces when the torrent failed (a full disk: `fail_waiters`)
+    asks for its next piece afterwards: that must fail at once, not wait out
+    `stall_timeout` (seen once in test_disk_full: C's response ended after 15.1 s)."""
+    active = seeded(session, tmp_path, 64 * 1024)
+    waiting = active.piece(0)
+    failure = P2PError("the disk is full")
+    active.failed = failure
+    active.fail_waiters(failure)
+    with pytest.raises(P2PError):
+        await waiting
+    later = active.piece(1)
+    assert later.done()
+    with pytest.raises(P2PError):
+        await later
