@@ -90,7 +90,7 @@ def start_streme(
     *,
     env: dict[str, str] | None = None,
     with_torrent_file: bool = False,
-    log_level: str | None = "warning",
+    log_level: str | None = None,
     timeout: float = 30.0,
 ) -> Client:
     """`streme serve` on a free port with an empty cache (`with_torrent_file`: holding
@@ -152,7 +152,7 @@ def streme(
     *,
     env: dict[str, str] | None = None,
     with_torrent_file: bool = False,
-    log_level: str | None = "warning",
+    log_level: str | None = None,
     timeout: float = 30.0,
     remove_files: bool = False,
 ) -> Iterator[Client]:

@@ -168,7 +168,7 @@ def start_streme(
     """streme as installed, or (`source`) the package tree of another revision of it."""
     port = free_port()
     argv = [sys.executable, "-m", "streme", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--cache-dir", str(cache_dir), "--log-level", "warning"]
+    argv += ["--cache-dir", str(cache_dir)]  # at its default log level, as a user runs it
     name = "streme" if source is None else "baseline"
     log = workdir / f"{name}-{port}.log"
     try:

@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from streme import __version__
+from streme import __version__, logbuffer
 from streme.config import Config, ConfigError, build_config
 
 EPILOG = """\
@@ -142,11 +141,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Batched, off the request path (streme/logbuffer.py); same format as basicConfig's.
+    logbuffer.install(config.log.level, sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,6 @@ cache-hit response in flight, which the cache sweep never evicts.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,8 +19,10 @@ from streme.cache.records import UsageRecorder
 from streme.http.fileresponse import file_response
 from streme.http.messages import Handler, Request, Response, error_response, json_response
 from streme.http.routing import Router
+from streme.logbuffer import LineLog
 
-log = logging.getLogger("streme.stream")
+# The original's per-request lines, at `info`, queued rather than written on the spot.
+lines = LineLog("streme.stream")
 
 # What answers a cache miss instead of 404 (the swarm, when P2P is on).
 MissHandler = Callable[[Request, str, int | None], Coroutine[Any, Any, Response]]
@@ -104,13 +105,13 @@ class StreamHandlers:
         except BadFileIndex as exc:
             return error_response(400, "invalid_file_index", str(exc))
 
-        log.info("Checking for cached file for %s", infohash)
+        lines.info("Checking for cached file for %s", infohash)
         result = self.index.lookup(infohash, file_index)
         if result.status is LookupStatus.HIT:
             cached = result.file
             assert cached is not None
-            log.info("Found cached video file for %s", infohash)
-            log.info("Using cached file for %s - no P2P needed", infohash)
+            lines.info("Found cached video file for %s", infohash)
+            lines.info("Using cached file for %s - no P2P needed", infohash)
             response = file_response(
                 request,
                 fd=cached.fd,
@@ -123,7 +124,7 @@ class StreamHandlers:
             return response
         if result.status is LookupStatus.FILE_NOT_FOUND:
             return error_response(404, "file_not_found", result.detail)
-        log.info("No cached file found for infoHash: %s", infohash)
+        lines.info("No cached file found for infoHash: %s", infohash)
         if self.on_miss is not None:
             return self._from_swarm(self.on_miss, request, infohash, file_index)
         message = (

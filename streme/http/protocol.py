@@ -38,12 +38,13 @@ from streme.http.framing import encode_head
 from streme.http.messages import FileBody, Request, Response, StreamBody, error_response
 from streme.http.requestcheck import refusal, wants_continue
 from streme.http.urls import BadTarget, split_target
+from streme.logbuffer import LineLog
 
 if TYPE_CHECKING:
     from streme.http.server import ServerState
 
 log = logging.getLogger("streme.http")
-access_log = logging.getLogger("streme.access")
+access_log = LineLog("streme.access")  # queued, not written on the spot (logbuffer)
 
 # Bytes a client may send ahead (pipelined requests) while a swarm stream is answered.
 PIPELINE_BUFFER_LIMIT: Final = 64 * 1024
