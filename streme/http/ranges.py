@@ -43,6 +43,7 @@ Decisions (nginx 1.22.1 observed on a 100-byte file unless stated; "reject" is a
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,10 +107,25 @@ def _offset(digits: str) -> int:
     return value if value <= _MAX_OFFSET else -1
 
 
+# What players and load tools send: one range, "bytes=first-last" or "bytes=first-".
+_ONE_RANGE = re.compile(r"bytes=([0-9]{1,18})-([0-9]{0,18})")  # ASCII digits only
+
+
 def evaluate_range(header: str | None, size: int) -> RangeDecision:
     """Decide how to answer a GET carrying `Range: header` for a `size`-byte file (§14.2)."""
     if not header:
         return FULL
+    one = _ONE_RANGE.fullmatch(header)
+    if one is not None and size > 0:
+        # The general parser below gives the same answer; this skips its splitting.
+        start = int(one[1])
+        if start >= size:
+            return UNSATISFIABLE
+        last = one[2]
+        end = size - 1 if not last or int(last) >= size else int(last)
+        if start > end:
+            return UNSATISFIABLE
+        return RangeDecision(RangeKind.PARTIAL, (ByteRange(start, end),))
     value = header.strip(_OWS)
     # §14.1: ranges-specifier = range-unit "=" range-set; range units are case-insensitive.
     if len(value) < 7 or value[:6].lower() != "bytes=":

@@ -59,6 +59,10 @@ class Plan:
 
 
 _http_dates: dict[int, bytes] = {}
+# Representation -> its validator and 200/206 header fields: they depend only on the
+# file (size, time, type), and a busy server answers the same few files.
+_fields: dict[Representation, tuple[list[Header], list[Header]]] = {}
+CONDITIONAL = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
 
 def http_date(seconds: int) -> bytes:
@@ -71,26 +75,40 @@ def http_date(seconds: int) -> bytes:
     return value
 
 
+def header_fields(rep: Representation) -> tuple[list[Header], list[Header]]:
+    """`rep`'s validators, and the fields every 200 and 206 of it carries (memoised:
+    callers copy the lists before adding to them)."""
+    fields = _fields.get(rep)
+    if fields is None:
+        validators: list[Header] = [(b"ETag", rep.etag.encode("ascii"))]
+        if rep.last_modified is not None:
+            validators.append((b"Last-Modified", http_date(rep.last_modified)))
+        content_type = (b"Content-Type", rep.content_type.encode("latin-1"))
+        if len(_fields) >= 4096:
+            _fields.clear()
+        fields = _fields[rep] = (validators, [content_type, ACCEPT_RANGES, *validators])
+    return fields
+
+
 def plan(method: str, headers: dict[str, str], rep: Representation) -> Plan:
     """What to answer a GET or HEAD of `rep` with. `headers`: lower-case names."""
-    validators: list[Header] = [(b"ETag", rep.etag.encode("ascii"))]
-    if rep.last_modified is not None:
-        validators.append((b"Last-Modified", http_date(rep.last_modified)))
-    dated = rep.last_modified is not None
-    outcome = evaluate_preconditions(
-        method,
-        etag=rep.etag,
-        last_modified=rep.last_modified or 0,
-        if_match=headers.get("if-match"),
-        if_none_match=headers.get("if-none-match"),
-        if_modified_since=headers.get("if-modified-since") if dated else None,
-        if_unmodified_since=headers.get("if-unmodified-since") if dated else None,
-    )
-    if outcome is Precondition.NOT_MODIFIED:
-        return Plan(304, validators, [], 0)
-    if outcome is Precondition.PRECONDITION_FAILED:
-        error = ("precondition_failed", "a precondition header did not hold")
-        return Plan(412, [], [], 0, error)
+    validators, common = header_fields(rep)
+    if any(name in headers for name in CONDITIONAL):
+        dated = rep.last_modified is not None
+        outcome = evaluate_preconditions(
+            method,
+            etag=rep.etag,
+            last_modified=rep.last_modified or 0,
+            if_match=headers.get("if-match"),
+            if_none_match=headers.get("if-none-match"),
+            if_modified_since=headers.get("if-modified-since") if dated else None,
+            if_unmodified_since=headers.get("if-unmodified-since") if dated else None,
+        )
+        if outcome is Precondition.NOT_MODIFIED:
+            return Plan(304, validators[:], [], 0)
+        if outcome is Precondition.PRECONDITION_FAILED:
+            error = ("precondition_failed", "a precondition header did not hold")
+            return Plan(412, [], [], 0, error)
 
     size = rep.size
     range_header = headers.get("range")
@@ -104,15 +122,13 @@ def plan(method: str, headers: dict[str, str], rep: Representation) -> Plan:
         error = ("range_not_satisfiable", f"no requested range overlaps the {size}-byte file")
         return Plan(416, [unsatisfied, ACCEPT_RANGES], [], 0, error)
 
-    content_type = (b"Content-Type", rep.content_type.encode("latin-1"))
-    common = [content_type, ACCEPT_RANGES, *validators]
     ranges = decision.ranges
     if decision.kind is RangeKind.FULL or (len(ranges) > 1 and not rep.multipart):
         body: list[bytes | ByteRange] = [ByteRange(0, size - 1)] if size else []
-        return Plan(200, common, body, size)
+        return Plan(200, common[:], body, size)
     if len(ranges) == 1:
         only = ranges[0]
-        content_range = (b"Content-Range", only.content_range(size).encode("ascii"))
+        content_range = (b"Content-Range", b"bytes %d-%d/%d" % (only.start, only.end, size))
         return Plan(206, [*common, content_range], [only], only.length)
     boundary = secrets.token_hex(10)
     parts, length = multipart_plan(ranges, size, rep.content_type, boundary)

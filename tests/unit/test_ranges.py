@@ -364,3 +364,14 @@ def test_multipart_plan_length_and_parse(
         assert part["Content-Type"] == "text/plain"
         assert part["Content-Range"] == byte_range.content_range(size)
         assert part.get_payload(decode=True) == data[byte_range.start : byte_range.end + 1]
+
+
+@pytest.mark.parametrize("size", [1, 2, 100, 4096, 2**40])
+def test_the_one_range_fast_path_agrees_with_the_general_parser(size: int) -> None:
+    """`bytes=a-b` and `bytes=a-` take a shortcut; with a trailing space (OWS, stripped)
+    the same header goes through the general parser. Both must answer alike."""
+    values = sorted({0, 1, 2, size - 2, size - 1, size, size + 1, size // 2, 10**17, 10**18 - 1})
+    for first in (v for v in values if v >= 0):
+        for last in [*(str(v) for v in values if v >= 0), ""]:
+            header = f"bytes={first}-{last}"
+            assert evaluate_range(header, size) == evaluate_range(header + " ", size), header
