@@ -29,6 +29,7 @@ from pathlib import Path
 
 from perf import bench, lookup, report, servers, wrkrun
 from perf.servers import Server, Unavailable
+from streme.descriptors import raise_limit
 
 INFOHASH = hashlib.sha1(b"streme perf").hexdigest()
 FILE_SIZE = 64 * 1024 * 1024
@@ -194,6 +195,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # wrk's 5,000 connections, and the servers', need more descriptors than the usual
+    # soft limit of 1024; the servers started from here inherit the raised limit.
+    raise_limit()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     results = Results(args.names)

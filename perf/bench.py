@@ -1,7 +1,9 @@
 """One round of loads against one running server, recorded as named samples.
 
 The order inside a round is fixed and the same for every server: keep-alive TTFB,
-new-connection TTFB, 64 KiB ranges, 1 MiB ranges, whole file. Server CPU is read from
+new-connection TTFB, 64 KiB ranges, 1 MiB ranges, whole file, then 64 KiB ranges on
+5,000 keep-alive connections (as a load-test harness opens them; `make perf` raises the
+descriptor limit for wrk and the servers). Server CPU is read from
 /proc before and after each of the last two loads and divided by the bytes wrk read.
 """
 
@@ -15,6 +17,7 @@ from perf import ttfb, wrkrun
 from perf.servers import Server
 
 KiB, MiB = 1024, 1024 * 1024
+CROWD_CONNECTIONS = 5000
 
 Record = Callable[[str, float], None]
 
@@ -75,4 +78,8 @@ def measure_round(server: Server, plan: Plan, record: Record) -> list[str]:
     cpu_used = server.cpu_seconds() - cpu
     record("whole_gbps", whole.bytes_per_s / 1e9)
     record("cpu_s_per_gb_whole", cpu_used / (whole.bytes_read / 1e9))
+
+    crowd = load("c5k", CROWD_CONNECTIONS, plan.range_64k)
+    record("c5k_rps", crowd.requests_per_s)
+    record("c5k_p99_ms", crowd.p99_ms)
     return complaints

@@ -28,11 +28,12 @@ READY_TIMEOUT_S = 20.0
 
 NGINX_CONF = """\
 worker_processes 1;
+worker_rlimit_nofile 16384;
 daemon off;
 master_process off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 8192; }}
 http {{
     include /etc/nginx/mime.types;
     access_log off;
