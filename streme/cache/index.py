@@ -9,11 +9,13 @@ How this works:
   one forgets the cached choice of file inside it. A queue overflow rescans. Without
   inotify (or without a loop), each lookup compares the directory's mtime with the last
   scan's and rescans when it moved; nothing is cached then.
-- `lookup()` runs on the event loop for every request: a dict lookup, then `open` of the
-  chosen file, a check that the *opened* file's real path is inside the cache root
-  (symlinks may point within it, never out, and there is no check-then-open race), and
-  `fstat` (regular file; size and mtime for the response). A deleted file is a miss on
-  the very next request; a replaced one is served with its new stat.
+- `lookup()` runs on the event loop for every request: a dict lookup, then the chosen
+  file opened only if it lies inside the cache (`safeopen.open_inside`: the *opened*
+  file's real path is checked, so no check-then-open race), and `fstat` (regular file;
+  size and mtime for the response). While inotify watches, the descriptor stays open for
+  the next request (`fdpool`: least recently used closed first) and any change to its
+  name forgets it; an `fstat` per request still makes a deleted file a miss on the very
+  next request; a replaced one is served with its new stat.
 The choice among several matches follows `lookup.py`'s pure rules.
 """
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from streme.cache import inotify
+from streme.cache.fdpool import DescriptorPool
 from streme.cache.infohash import infohashes_in_name
 from streme.cache.lookup import (
     Candidate,
@@ -39,13 +42,12 @@ from streme.cache.lookup import (
     pick_plain,
 )
 from streme.cache.mediatypes import content_type_for
+from streme.cache.safeopen import open_inside
 from streme.cache.torrentmeta import InvalidTorrent, TorrentFile, TorrentMeta, parse_torrent
 
 log = logging.getLogger("streme.cache")
 
-OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO can't hang us
 MAX_DIR_DEPTH = 8
-MAX_SHARED_FDS = 1024
 MAX_DIR_ENTRIES = 10_000
 ROOT_MASK = (
     inotify.IN_CREATE
@@ -79,36 +81,6 @@ class CachedFile:
 
     def close(self) -> None:
         self.release()
-
-
-class SharedFd:
-    """One open descriptor shared by the responses reading the same file.
-
-    Responses never use the file position (sendfile and pread take offsets), so one fd
-    serves all of them. The index holds one reference until it retires the fd (the name
-    changed, or the file was deleted); each response holds one until it is done.
-    """
-
-    __slots__ = ("fd", "refs", "retired")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.refs = 1
-        self.retired = False
-
-    def acquire(self) -> Callable[[], None]:
-        self.refs += 1
-        return self.release
-
-    def release(self) -> None:
-        self.refs -= 1
-        if self.refs == 0:
-            os.close(self.fd)
-
-    def retire(self) -> None:
-        if not self.retired:
-            self.retired = True
-            self.release()
 
 
 class LookupStatus(enum.Enum):
@@ -145,8 +117,7 @@ class CacheIndex:
         self._root_wd = -1
         self._tree_wds: dict[int, tuple[str, str]] = {}  # wd -> (hash, directory path)
         # Open descriptors kept between requests, only while inotify tells us of changes.
-        self._fds: dict[str, SharedFd] = {}  # path -> shared descriptor
-        self._fds_by_hash: dict[str, set[str]] = {}
+        self._fds = DescriptorPool()
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -178,13 +149,7 @@ class CacheIndex:
             self._watcher.close()
         self._watcher = None
         self._tree_wds.clear()
-        self._retire_all_fds()
-
-    def _retire_all_fds(self) -> None:
-        for shared in self._fds.values():
-            shared.retire()
         self._fds.clear()
-        self._fds_by_hash.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -214,7 +179,7 @@ class CacheIndex:
         self._entries = entries
         self._meta.clear()
         self._dir_choice.clear()
-        self._retire_all_fds()
+        self._fds.clear()
         if self._watcher is not None:
             for wd in list(self._tree_wds):
                 self._watcher.remove_watch(wd)
@@ -293,10 +258,7 @@ class CacheIndex:
         self._root_mtime = -1  # the next lookup rescans
 
     def _forget_choices(self, infohash: str) -> None:
-        for path in self._fds_by_hash.pop(infohash, ()):
-            shared = self._fds.pop(path, None)
-            if shared is not None:
-                shared.retire()
+        self._fds.forget(infohash)
         self._meta.pop(infohash, None)
         for key in [k for k in self._dir_choice if k[0] == infohash]:
             del self._dir_choice[key]
@@ -483,31 +445,17 @@ class CacheIndex:
             st = os.fstat(shared.fd)
             if st.st_nlink > 0:
                 return self._checked(shared.fd, path, st, min_size, exact_size, shared.acquire)
-            self._retire(path)
-        try:
-            fd = os.open(path, OPEN_FLAGS)
-        except OSError:
+            self._fds.retire(path)
+        opened = open_inside(self._real_root, path)
+        if opened is None:
             return None
-        try:
-            real = os.readlink(f"/proc/self/fd/{fd}")
-            st = os.fstat(fd)
-        except OSError:
-            os.close(fd)
-            return None
-        root = self._real_root
-        if not (real.startswith(root) and real[len(root) : len(root) + 1] == "/"):
-            log.warning("refusing %s: it leads outside the cache directory (%s)", path, real)
-            os.close(fd)
-            return None
+        fd, st = opened
         if self._watcher is None or not stat.S_ISREG(st.st_mode):
             found = self._checked(fd, path, st, min_size, exact_size, lambda: partial(os.close, fd))
             if found is None:
                 os.close(fd)
             return found
-        if len(self._fds) >= MAX_SHARED_FDS:
-            self._retire(next(iter(self._fds)))
-        shared = self._fds[path] = SharedFd(fd)
-        self._fds_by_hash.setdefault(infohash, set()).add(path)
+        shared = self._fds.add(infohash, path, fd)
         return self._checked(fd, path, st, min_size, exact_size, shared.acquire)
 
     @staticmethod
@@ -527,8 +475,3 @@ class CacheIndex:
         ):
             return None
         return CachedFile(fd, path, size, st.st_mtime_ns, content_type_for(path), acquire())
-
-    def _retire(self, path: str) -> None:
-        shared = self._fds.pop(path, None)
-        if shared is not None:
-            shared.retire()
