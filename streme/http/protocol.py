@@ -27,7 +27,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
 import h11
 
@@ -37,11 +37,9 @@ from streme.http.flow import FlowControl
 from streme.http.framing import encode_head
 from streme.http.messages import FileBody, Request, Response, StreamBody, error_response
 from streme.http.requestcheck import refusal, wants_continue
+from streme.http.state import ServerState
 from streme.http.urls import BadTarget, split_target
 from streme.logbuffer import LineLog
-
-if TYPE_CHECKING:
-    from streme.http.server import ServerState
 
 log = logging.getLogger("streme.http")
 access_log = LineLog("streme.access")  # queued, not written on the spot (logbuffer)
@@ -153,10 +151,9 @@ class HTTPProtocol(asyncio.Protocol):
             self._flow.connection_lost()
         self._transport = None
         if self._task is not None and not self._task.done():
-            self._task.cancel()  # its cleanup releases the body and the dup'd socket
+            self._task.cancel()  # it calls _drop_response as it ends
         else:
-            self._release()
-            self._close_dup()
+            self._drop_response()
 
     def pause_writing(self) -> None:
         if self._flow is not None:
@@ -312,9 +309,7 @@ class HTTPProtocol(asyncio.Protocol):
         try:
             response = await pending
         except asyncio.CancelledError:
-            self._task = None
-            self._release()
-            self._close_dup()
+            self._drop_response()
             raise
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.target)
@@ -436,9 +431,7 @@ class HTTPProtocol(asyncio.Protocol):
         except asyncio.CancelledError:
             if writer is not None:
                 writer.close()
-            self._task = None
-            self._release()
-            self._close_dup()
+            self._drop_response()
             raise
         except OSError as exc:
             if writer is not None:
@@ -465,9 +458,7 @@ class HTTPProtocol(asyncio.Protocol):
                 if flow.writing_paused:
                     await asyncio.wait_for(flow.drain(), self._config.write_timeout)
         except asyncio.CancelledError:
-            self._task = None
-            self._release()
-            self._close_dup()
+            self._drop_response()
             raise
         except (OSError, TimeoutError) as exc:
             self._task = None
@@ -524,6 +515,13 @@ class HTTPProtocol(asyncio.Protocol):
             assert self._flow is not None
             self._flow.resume_reading()
             self._process()
+
+    def _drop_response(self) -> None:
+        """The connection is gone: free the response's body and the socket's dup. The one
+        cleanup of `connection_lost` and of a response task it cancelled."""
+        self._task = None
+        self._release()
+        self._close_dup()
 
     def _release(self) -> None:
         response, self._response = self._response, None

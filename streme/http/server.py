@@ -1,10 +1,9 @@
-"""The listening server: shared state for all connections, start, and graceful shutdown.
+"""The listening server: start, and graceful shutdown.
 
 How this works: `HTTPServer.start()` binds with `loop.create_server`, one `HTTPProtocol`
-per connection sharing a `ServerState` (config, router, the live connections and their
-cap, and a Date header rebuilt at most once a second). `shutdown()` stops accepting, closes idle
-connections, lets in-flight responses finish for up to `shutdown_timeout`, then aborts
-what is left.
+per connection sharing a `ServerState` (state.py: config, router, the live connections
+and their cap, the Date header). `shutdown()` stops accepting, closes idle connections,
+lets in-flight responses finish for up to `shutdown_timeout`, then aborts what is left.
 """
 
 from __future__ import annotations
@@ -12,58 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
-import time
-from typing import TYPE_CHECKING
 
 from streme.config import HTTPConfig
-from streme.descriptors import connection_cap
-from streme.http.dates import format_http_date
 from streme.http.messages import Handler
+from streme.http.protocol import HTTPProtocol
 from streme.http.routing import Router
-
-if TYPE_CHECKING:
-    from streme.http.protocol import HTTPProtocol
+from streme.http.state import ServerState
 
 log = logging.getLogger("streme.http")
-
-
-class ServerState:
-    def __init__(
-        self, config: HTTPConfig, router: Router[Handler], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.config = config
-        self.router = router
-        self.loop = loop
-        self.connections: set[HTTPProtocol] = set()
-        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        self.max_connections = connection_cap(config.max_connections, soft_limit)
-        self.refused = 0  # connections answered 503 for being past the cap
-        self.all_closed = asyncio.Event()
-        self.all_closed.set()
-        self._date_second = -1
-        self._date = b""
-
-    def admit(self, protocol: HTTPProtocol) -> bool:
-        """Count a new connection in; False when it is past `max_connections`."""
-        if len(self.connections) >= self.max_connections:
-            self.refused += 1
-            return False
-        self.connections.add(protocol)
-        self.all_closed.clear()
-        return True
-
-    def discard(self, protocol: HTTPProtocol) -> None:
-        self.connections.discard(protocol)
-        if not self.connections:
-            self.all_closed.set()
-
-    def date_header(self) -> bytes:
-        now = int(time.time())
-        if now != self._date_second:
-            self._date_second = now
-            self._date = format_http_date(now).encode("ascii")
-        return self._date
 
 
 class HTTPServer:
@@ -74,8 +29,6 @@ class HTTPServer:
         self._state: ServerState | None = None
 
     async def start(self) -> None:
-        from streme.http.protocol import HTTPProtocol
-
         loop = asyncio.get_running_loop()
         state = ServerState(self.config, self.router, loop)
         self._state = state
