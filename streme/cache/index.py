@@ -1,14 +1,11 @@
-"""The cache index: infohash -> the cache-directory entries carrying it, kept fresh by inotify.
+"""The cache index: an infohash (and `file=N`) -> the open, checked file answering it.
 
 How this works:
-- `start()` scans the cache directory once and records, for every infohash found in an
-  entry name (`infohashes_in_name`), the names carrying it and whether each is a
-  directory. Names starting with `.` are skipped (in-progress copies live there).
-- An inotify watch on the directory updates that map incrementally (create, delete,
-  rename); directories carrying a hash are watched recursively, and any change under
-  one forgets the cached choice of file inside it. A queue overflow rescans. Without
-  inotify (or without a loop), each lookup compares the directory's mtime with the last
-  scan's and rescans when it moved; nothing is cached then.
+- `names.CacheNames` keeps infohash -> the cache-directory entries carrying it, fresh by
+  inotify; any change to a title's names (or under its directory) makes this index
+  forget what it cached for it: parsed metadata, the chosen file, open descriptors.
+  Without inotify (or without a loop) each lookup has the names rescanned if the
+  directory changed, and nothing is cached.
 - `lookup()` runs on the event loop for every request: a dict lookup, then the chosen
   file opened only if it lies inside the cache (`safeopen.open_inside`: the *opened*
   file's real path is checked, so no check-then-open race), and `fstat` (regular file;
@@ -30,9 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from streme.cache import inotify
 from streme.cache.fdpool import DescriptorPool
-from streme.cache.infohash import infohashes_in_name
 from streme.cache.lookup import (
     Candidate,
     default_torrent_files,
@@ -42,32 +37,13 @@ from streme.cache.lookup import (
     pick_plain,
 )
 from streme.cache.mediatypes import content_type_for
+from streme.cache.names import MAX_DIR_DEPTH, CacheNames
 from streme.cache.safeopen import open_inside
 from streme.cache.torrentmeta import InvalidTorrent, TorrentFile, TorrentMeta, parse_torrent
 
 log = logging.getLogger("streme.cache")
 
-MAX_DIR_DEPTH = 8
 MAX_DIR_ENTRIES = 10_000
-ROOT_MASK = (
-    inotify.IN_CREATE
-    | inotify.IN_DELETE
-    | inotify.IN_MOVED_FROM
-    | inotify.IN_MOVED_TO
-    | inotify.IN_CLOSE_WRITE
-    | inotify.IN_ATTRIB
-    | inotify.IN_DELETE_SELF
-    | inotify.IN_MOVE_SELF
-    | inotify.IN_ONLYDIR
-)
-TREE_MASK = (
-    inotify.IN_CREATE
-    | inotify.IN_DELETE
-    | inotify.IN_MOVED_FROM
-    | inotify.IN_MOVED_TO
-    | inotify.IN_CLOSE_WRITE
-    | inotify.IN_ONLYDIR
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +84,9 @@ class CacheIndex:
         self._exts = tuple(e.lower() for e in video_extensions)
         self._min_size = min_size
         self._real_root = ""
-        self._entries: dict[str, dict[str, bool]] = {}  # hash -> {name: is_dir}
+        self._names = CacheNames(self.root, self._forget_choices, self._forget_all)
         self._meta: dict[str, TorrentMeta | None] = {}  # parsed <hash>.torrent, by hash
         self._dir_choice: dict[tuple[str, int | None], str] = {}  # (hash, N) -> path
-        self._root_mtime = -1
-        self._watcher: inotify.Inotify | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._root_wd = -1
-        self._tree_wds: dict[int, tuple[str, str]] = {}  # wd -> (hash, directory path)
         # Open descriptors kept between requests, only while inotify tells us of changes.
         self._fds = DescriptorPool()
 
@@ -123,139 +94,26 @@ class CacheIndex:
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         os.makedirs(self.root, exist_ok=True)
         self._real_root = os.path.realpath(self.root)
-        if loop is not None:
-            try:
-                self._watcher = inotify.Inotify()
-                self._root_wd = self._watcher.add_watch(self.root, ROOT_MASK)
-            except OSError as exc:
-                log.warning(
-                    "inotify unavailable (%s): checking the cache directory per request", exc
-                )
-                self._close_watcher()
-            else:
-                self._loop = loop
-                loop.add_reader(self._watcher.fd, self._on_inotify)
-        self.rescan()
-        log.info("cache index: %d infohash(es) in %s", len(self._entries), self.root)
+        self._names.start(loop)
+        log.info("cache index: %d infohash(es) in %s", len(self._names), self.root)
 
     def close(self) -> None:
-        if self._loop is not None and self._watcher is not None:
-            self._loop.remove_reader(self._watcher.fd)
-        self._loop = None
-        self._close_watcher()
-
-    def _close_watcher(self) -> None:
-        if self._watcher is not None:
-            self._watcher.close()
-        self._watcher = None
-        self._tree_wds.clear()
-        self._fds.clear()
+        self._names.close()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._names)
 
     @property
     def watching(self) -> bool:
-        return self._watcher is not None
+        return self._names.watching
 
-    # -- scanning ------------------------------------------------------------------------
     def rescan(self) -> None:
-        entries: dict[str, dict[str, bool]] = {}
-        try:
-            self._root_mtime = os.stat(self.root).st_mtime_ns
-            with os.scandir(self.root) as it:
-                for entry in it:
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    hashes = infohashes_in_name(name)
-                    if not hashes:
-                        continue
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                    for h in hashes:
-                        entries.setdefault(h, {})[name] = is_dir
-        except OSError as exc:
-            log.error("cannot scan the cache directory %s: %s", self.root, exc)
-        self._entries = entries
+        self._names.rescan()
+
+    def _forget_all(self) -> None:
         self._meta.clear()
         self._dir_choice.clear()
         self._fds.clear()
-        if self._watcher is not None:
-            for wd in list(self._tree_wds):
-                self._watcher.remove_watch(wd)
-            self._tree_wds.clear()
-            for h, names in entries.items():
-                for name, is_dir in names.items():
-                    if is_dir:
-                        self._watch_tree(h, os.path.join(self.root, name), 0)
-
-    def _watch_tree(self, infohash: str, path: str, depth: int) -> None:
-        assert self._watcher is not None
-        try:
-            wd = self._watcher.add_watch(path, TREE_MASK)
-        except OSError as exc:
-            log.warning("cannot watch %s (%s); its changes are seen on restart", path, exc)
-            return
-        self._tree_wds[wd] = (infohash, path)
-        if depth >= MAX_DIR_DEPTH:
-            return
-        try:
-            with os.scandir(path) as it:
-                for entry in it:
-                    if entry.is_dir(follow_symlinks=False):
-                        self._watch_tree(infohash, entry.path, depth + 1)
-        except OSError:
-            pass
-
-    def _on_inotify(self) -> None:
-        assert self._watcher is not None
-        for event in self._watcher.read_events():
-            if event.mask & inotify.IN_Q_OVERFLOW:
-                log.warning("inotify queue overflowed: rescanning %s", self.root)
-                self.rescan()
-                return
-            if event.wd == self._root_wd:
-                self._on_root_event(event)
-            elif event.wd in self._tree_wds:
-                self._on_tree_event(event)
-
-    def _on_root_event(self, event: inotify.Event) -> None:
-        if event.mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF | inotify.IN_IGNORED):
-            log.error("the cache directory %s was removed or moved; re-creating it", self.root)
-            self._close_watcher_and_fall_back()
-            return
-        name = event.name
-        if not name or name.startswith("."):
-            return
-        hashes = infohashes_in_name(name)
-        for h in hashes:
-            self._forget_choices(h)
-            names = self._entries.get(h)
-            if event.mask & (inotify.IN_DELETE | inotify.IN_MOVED_FROM):
-                if names is not None:
-                    names.pop(name, None)
-                    if not names:
-                        del self._entries[h]
-            elif event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
-                is_dir = bool(event.mask & inotify.IN_ISDIR)
-                self._entries.setdefault(h, {})[name] = is_dir
-                if is_dir:
-                    self._watch_tree(h, os.path.join(self.root, name), 0)
-
-    def _on_tree_event(self, event: inotify.Event) -> None:
-        infohash, path = self._tree_wds[event.wd]
-        if event.mask & inotify.IN_IGNORED:
-            del self._tree_wds[event.wd]
-        self._forget_choices(infohash)
-        if event.mask & inotify.IN_ISDIR and event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
-            self._watch_tree(infohash, os.path.join(path, event.name), 1)
-
-    def _close_watcher_and_fall_back(self) -> None:
-        if self._loop is not None and self._watcher is not None:
-            self._loop.remove_reader(self._watcher.fd)
-        self._loop = None
-        self._close_watcher()
-        self._root_mtime = -1  # the next lookup rescans
 
     def _forget_choices(self, infohash: str) -> None:
         self._fds.forget(infohash)
@@ -263,21 +121,12 @@ class CacheIndex:
         for key in [k for k in self._dir_choice if k[0] == infohash]:
             del self._dir_choice[key]
 
-    def _refresh_without_watcher(self) -> None:
-        try:
-            mtime = os.stat(self.root).st_mtime_ns
-        except FileNotFoundError:
-            os.makedirs(self.root, exist_ok=True)
-            mtime = -2
-        if mtime != self._root_mtime:
-            self.rescan()
-
     # -- lookups -------------------------------------------------------------------------
     def lookup(self, infohash: str, file_index: int | None = None) -> LookupResult:
         """Find, open and check the file answering `infohash` (and `file_index`)."""
-        if self._watcher is None:
-            self._refresh_without_watcher()
-        names = self._entries.get(infohash)
+        if not self._names.watching:
+            self._names.refresh()
+        names = self._names.get(infohash)
         if not names:
             return MISS
         meta = self.metadata(infohash)
@@ -296,10 +145,10 @@ class CacheIndex:
 
     def metadata(self, infohash: str) -> TorrentMeta | None:
         """The torrent's metadata from `<infohash>.torrent` in the cache root, if valid."""
-        if self._watcher is not None and infohash in self._meta:
+        if self._names.watching and infohash in self._meta:
             return self._meta[infohash]
         meta: TorrentMeta | None = None
-        names = self._entries.get(infohash, {})
+        names = self._names.get(infohash) or {}
         for name in sorted(names):
             if names[name] or not name.lower().endswith(".torrent"):
                 continue
@@ -380,7 +229,7 @@ class CacheIndex:
         self, infohash: str, name: str, meta: TorrentMeta | None
     ) -> CachedFile | None:
         key = (infohash, None)
-        cached = self._dir_choice.get(key) if self._watcher is not None else None
+        cached = self._dir_choice.get(key) if self._names.watching else None
         if cached is not None:
             found = self._open_checked(infohash, cached, min_size=0 if meta else self._min_size)
             if found is not None:
@@ -401,7 +250,7 @@ class CacheIndex:
             best = largest(self._videos_under(directory))
             if best is not None:
                 found = self._open_checked(infohash, best.path, min_size=self._min_size)
-        if found is not None and self._watcher is not None:
+        if found is not None and self._names.watching:
             self._dir_choice[key] = found.path
         return found
 
@@ -450,7 +299,7 @@ class CacheIndex:
         if opened is None:
             return None
         fd, st = opened
-        if self._watcher is None or not stat.S_ISREG(st.st_mode):
+        if not self._names.watching or not stat.S_ISREG(st.st_mode):
             found = self._checked(fd, path, st, min_size, exact_size, lambda: partial(os.close, fd))
             if found is None:
                 os.close(fd)
