@@ -77,8 +77,9 @@ class HTTPConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Port = 7000
     backlog: PositiveInt = 1024
-    # Time allowed from a connection's first byte (or its opening) to the end of a request
-    # head: the slowloris guard. nginx's client_header_timeout is 60 s; 10 s is plenty on a LAN.
+    # Time allowed from a request's first byte (or the connection's opening) to the end of
+    # its head and any body: the slowloris guard. nginx's client_header_timeout is 60 s;
+    # 10 s is plenty on a LAN.
     request_head_timeout: PositiveSeconds = 10 * SECONDS
     # Idle time allowed between requests on a kept-alive connection (nginx: 75 s, uvicorn: 5 s).
     keep_alive_timeout: PositiveSeconds = 15 * SECONDS

@@ -14,7 +14,8 @@ How this works:
   The common case, a range that fits in the socket buffer, completes inside
   `data_received` with no task at all.
 - Timers: one per connection. `request_head_timeout` runs from the first byte of a
-  request (or the connection's opening) to the end of its head — the slowloris guard;
+  request (or the connection's opening) to the end of its head and any body — the
+  slowloris guard;
   `keep_alive_timeout` runs while idle between requests; `write_timeout` bounds each
   wait for a client to accept bytes.
 """
