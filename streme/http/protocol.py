@@ -1,45 +1,47 @@
-"""One HTTP/1.1 connection: an asyncio Protocol that parses with h11 and answers requests.
+"""One HTTP/1.1 connection: the asyncio adapter around `HTTPConnection` (connection.py).
 
 How this works:
-- Bytes from the transport go into an `h11.Connection` used as the request parser;
-  `_process()` pulls events until h11 needs more data. A complete request (head plus any
-  small body, which is read and dropped) is routed; the handler returns a `Response`, or
-  an awaitable of one (then reading is paused and a task awaits it).
-- After each request the parser is replaced by a fresh one fed with h11's
-  `trailing_data` (the pipelined bytes already received), and responses are framed by
-  `framing.py`, not by h11's `send`: that halves the CPU of a request. Framing is simple
-  because every response has a Content-Length; keep-alive follows h11's own rule
-  (HTTP/1.1 without `Connection: close`). See docs/decisions/0002-h11-parses-we-frame.md.
+- `HTTPConnection` holds the connection's state without I/O: bytes in -> a request to
+  answer, a refusal, keep-alive, the next deadline. This class feeds it what the
+  transport delivers, keeps one timer at its deadline, and acts on its events.
+- A complete request is dispatched (dispatch.py: routing and the shared errors); the
+  handler returns a `Response`, or an awaitable of one (then reading is paused and a
+  task awaits it).
+- Responses are framed by `framing.py`, not by h11's `send`: that halves the CPU of a
+  request (docs/decisions/0002-h11-parses-we-frame.md). Every response has a
+  Content-Length.
 - File bodies go out through `body.py`: zero-copy `sendfile` or the copying fallback.
   The common case, a range that fits in the socket buffer, completes inside
-  `data_received` with no task at all.
-- Timers: one per connection. `request_head_timeout` runs from the first byte of a
-  request (or the connection's opening) to the end of its head and any body — the
-  slowloris guard;
-  `keep_alive_timeout` runs while idle between requests; `write_timeout` bounds each
-  wait for a client to accept bytes.
+  `data_received` with no task at all. Swarm bodies (`StreamBody`) are copied by a task
+  that waits whenever the transport is full; `write_timeout` bounds each wait.
+- One cleanup path: a response that cannot finish, or a connection that is lost, ends in
+  `_drop_response()` (from the task it cancels, or at once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import time
 from collections.abc import Awaitable
 from typing import Final, cast
 
-import h11
-
-from streme.http import routing
-from streme.http.body import CopyWriter, FileTruncatedError, Part, ZeroCopyWriter
+from streme.http.body import FileTruncatedError, Part
+from streme.http.connection import (
+    CLOSED,
+    CONTINUE,
+    NEED_DATA,
+    Expiry,
+    HTTPConnection,
+    Ready,
+    Refused,
+)
+from streme.http.dispatch import dispatch, handler_failed
 from streme.http.flow import FlowControl
 from streme.http.framing import encode_head
 from streme.http.messages import FileBody, Request, Response, StreamBody, error_response
-from streme.http.requestcheck import refusal, wants_continue
+from streme.http.sender import BodySender, Writer
 from streme.http.state import ServerState
-from streme.http.urls import BadTarget, split_target
 from streme.logbuffer import LineLog
 
 log = logging.getLogger("streme.http")
@@ -47,17 +49,10 @@ access_log = LineLog("streme.access")  # queued, not written on the spot (logbuf
 
 # Bytes a client may send ahead (pipelined requests) while a swarm stream is answered.
 PIPELINE_BUFFER_LIMIT: Final = 64 * 1024
-
-# Methods RFC 9110 defines (plus PATCH): unknown ones get 501, known ones 404/405 by route.
-KNOWN_METHODS: Final = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-)
 NO_BODY_STATUSES: Final = frozenset({204, 304})
 SERVER_HEADER: Final = (b"Server", b"streme")
 CLOSE_HEADER: Final = (b"Connection", b"close")
-CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-# RFC 9112 2.2: empty lines before a request line are ignored (nginx skips any CR and LF).
-EMPTY_LINES: Final = b"\r\n"
+CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -65,37 +60,33 @@ class HTTPProtocol(asyncio.Protocol):
         self._state = state
         self._config = state.config
         self._loop = state.loop
-        self._parser = self._new_parser()
+        self._conn = HTTPConnection(state.limits, self._loop.time())
         self._transport: asyncio.Transport | None = None
         self._flow: FlowControl | None = None
-        self._sock: socket.socket | None = None  # dup of the connection's fd, for sendfile
+        self._sender: BodySender | None = None
         self._peer = "-"
-        self._busy = False  # a request is being answered
-        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_is_head = False
-        self._timer_armed = False
-        self._deadline = 0.0
-        self._partial = False  # bytes of a request have arrived
-        self._at_request_start = True  # the parser has seen nothing of the next request
-        self._requests = 0
         self._request: Request | None = None
-        self._keep_alive = True
         self._request_started = 0.0
-        self._body_seen = 0
         self._response: Response | None = None
-
-    def _new_parser(self) -> h11.Connection:
-        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._config.max_head_bytes)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport implements asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
         transport = self._transport
+        config = self._config
         self._flow = FlowControl(
-            transport, high=self._config.write_buffer_high, low=self._config.write_buffer_low
+            transport, high=config.write_buffer_high, low=config.write_buffer_low
+        )
+        self._sender = BodySender(
+            self._loop,
+            transport,
+            self._flow,
+            zero_copy=config.zero_copy,
+            copy_chunk_size=config.copy_chunk_size,
+            write_timeout=config.write_timeout,
         )
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -111,43 +102,38 @@ class HTTPProtocol(asyncio.Protocol):
                 503, "too_many_connections", "the server is at its connection limit; retry"
             )
             return
-        self._arm_timer(head=True)
+        self._sync_timer()
 
     def data_received(self, data: bytes) -> None:
-        if self._at_request_start:
-            data = data.lstrip(EMPTY_LINES)
-            if not data:
-                return
-            self._at_request_start = False
-        self._parser.receive_data(data)
-        if self._busy and len(self._parser.trailing_data[0]) > PIPELINE_BUFFER_LIMIT:
-            # A streamed response keeps reading (see `_respond`); what a pipelining
-            # client sends meanwhile waits in h11's buffer, up to this bound.
-            assert self._flow is not None
-            self._flow.pause_reading()
-        if not self._busy:
-            self._partial = True
-            if not (self._timer_armed and self._timer_is_head):
-                self._arm_timer(head=True)
+        conn = self._conn
+        conn.receive(data, self._loop.time())
+        if not conn.busy:
+            self._sync_timer()
             self._process()
+        elif conn.buffered > PIPELINE_BUFFER_LIMIT and self._flow is not None:
+            # A streamed response keeps reading (see `_respond`); what a pipelining
+            # client sends meanwhile waits in the parser's buffer, up to this bound.
+            self._flow.pause_reading()
 
     def eof_received(self) -> bool:
         response = self._response
-        if self._busy and response is not None and isinstance(response.body, StreamBody):
+        if self._conn.busy and response is not None and isinstance(response.body, StreamBody):
             # A player closes its side when it gives up on a response (every seek), and
             # the swarm stream would hold its pieces' deadlines until its next write
             # failed, competing with the request that replaced it (measured: 0.33 s of a
             # 4 MiB/s seeder). So the end of a client's input ends a swarm stream, as it
             # ends a request's context in Go's net/http. A cache hit is cheap to finish.
             return False  # the transport closes: connection_lost cancels the stream
-        self._parser.receive_data(b"")
-        if not self._busy:
+        self._conn.receive(b"", self._loop.time())
+        if not self._conn.busy:
             self._process()
         return True  # keep writing: a half-closed client still gets its response
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.discard(self)
-        self._stop_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._flow is not None:
             self._flow.connection_lost()
         self._transport = None
@@ -167,12 +153,12 @@ class HTTPProtocol(asyncio.Protocol):
     # -- public (server) -----------------------------------------------------------------
     @property
     def idle(self) -> bool:
-        return not self._busy
+        return not self._conn.busy
 
     def shutdown(self) -> None:
         """Close now if idle, else after the response in flight."""
-        self._closing = True
-        if not self._busy and self._transport is not None:
+        self._conn.close_after_response()
+        if not self._conn.busy and self._transport is not None:
             self._transport.close()
 
     def abort(self) -> None:
@@ -181,122 +167,28 @@ class HTTPProtocol(asyncio.Protocol):
 
     # -- request loop --------------------------------------------------------------------
     def _process(self) -> None:
-        while not self._busy and self._transport is not None:
-            try:
-                event = self._parser.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._protocol_error(exc)
+        conn = self._conn
+        while self._transport is not None:
+            event = conn.next_event()
+            if event is NEED_DATA:
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            kind = type(event)
-            if kind is h11.Request:
-                assert isinstance(event, h11.Request)
-                if not self._on_request(event):
-                    return
-            elif kind is h11.Data:
-                assert isinstance(event, h11.Data)
-                self._body_seen += len(event.data)
-                if self._body_seen > self._config.max_body_bytes:
-                    self._send_error_and_close(
-                        413, "body_too_large", "request bodies are not accepted on this route"
-                    )
-                    return
-            elif kind is h11.EndOfMessage:
-                self._cancel_timer()  # the request, and any body, is in
-                self._partial = False
-                more = self._next_parser()
-                self._dispatch()
-                if not more:
-                    return  # nothing pipelined: skip asking the fresh parser
-            elif kind is h11.ConnectionClosed:
+            if type(event) is Ready:
+                assert isinstance(event, Ready)
+                self._dispatch(event.request)
+            elif event is CONTINUE:
+                self._transport.write(CONTINUE_LINE)
+            elif event is CLOSED:
                 self._transport.close()
                 return
+            else:
+                assert isinstance(event, Refused)
+                self._send_error_and_close(event.status, event.code, event.message)
+                return
 
-    def _next_parser(self) -> bool:
-        """Hand the bytes already received after this request to a fresh parser.
-
-        Returns whether it holds anything (pipelined bytes or the end of input).
-        """
-        data, closed = self._parser.trailing_data
-        self._parser = self._new_parser()
-        self._at_request_start = True
-        data = data.lstrip(EMPTY_LINES)
-        if data:
-            self._at_request_start = False
-            self._parser.receive_data(data)
-        if closed:
-            self._parser.receive_data(b"")
-        return bool(data) or closed
-
-    def _on_request(self, event: h11.Request) -> bool:
-        """Take in a request head; False if it was refused (the error is on its way and
-        the connection closing). The request deadline runs on until the end of any body."""
+    def _dispatch(self, request: Request) -> None:
+        self._request = request
         self._request_started = time.perf_counter()
-        self._body_seen = 0
-        headers: dict[str, str] = {}
-        # h11 bounds only heads that arrive in pieces; one read whole is measured here.
-        head_size = len(event.method) + len(event.target) + 12
-        for raw_name, value in event.headers.raw_items():
-            head_size += len(raw_name) + len(value) + 4
-            key = raw_name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            previous = headers.get(key)
-            headers[key] = text if previous is None else f"{previous}, {text}"
-        # h11's keep-alive rule: HTTP/1.1 (or a later 1.x, answered as 1.1), and no `close`
-        # token in Connection (RFC 9112 §9.3).
-        connection = headers.get("connection")
-        self._keep_alive = event.http_version >= b"1.1" and not (
-            connection is not None
-            and "close" in (token.strip().lower() for token in connection.split(","))
-        )
-        self._request = Request(
-            event.method.decode("ascii", "replace"), event.target.decode("latin-1"), "", "", headers
-        )
-        refused = refusal(
-            event.method,
-            event.target,
-            event.http_version,
-            headers,
-            head_size,
-            max_head_bytes=self._config.max_head_bytes,
-            max_body_bytes=self._config.max_body_bytes,
-        )
-        if refused is not None:
-            self._send_error_and_close(refused.status, refused.code, refused.message)
-            return False
-        if wants_continue(event.http_version, headers) and self._transport is not None:
-            self._transport.write(CONTINUE)
-        return True
-
-    def _dispatch(self) -> None:
-        request = self._request
-        assert request is not None
-        self._busy = True
-        self._requests += 1
-        try:
-            request.path, request.query_string = split_target(request.target)
-        except BadTarget as exc:
-            self._respond(error_response(400, "bad_request", str(exc)))
-            return
-        if request.method not in KNOWN_METHODS:
-            message = f"method {request.method} is not supported"
-            self._respond(error_response(501, "not_implemented", message))
-            return
-        found = self._state.router.resolve(request.method, request.path)
-        if isinstance(found, routing.NotFound):
-            self._respond(error_response(404, "not_found", f"no route for {request.path}"))
-            return
-        if isinstance(found, routing.MethodNotAllowed):
-            allow = ", ".join(found.allow).encode()
-            message = f"{request.method} is not allowed on {request.path}"
-            self._respond(error_response(405, "method_not_allowed", message, [(b"Allow", allow)]))
-            return
-        try:
-            result = found.handler(request, found.params)
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            result = error_response(500, "internal_error", "the server failed to answer")
+        result = dispatch(self._state.router, request)
         if isinstance(result, Response):
             self._respond(result)
         else:
@@ -314,7 +206,7 @@ class HTTPProtocol(asyncio.Protocol):
             raise
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.target)
-            response = error_response(500, "internal_error", "the server failed to answer")
+            response = handler_failed()
         self._task = None
         self._respond(response, in_task=True)
 
@@ -336,7 +228,7 @@ class HTTPProtocol(asyncio.Protocol):
             headers.append((b"Content-Length", b"%d" % length))
         headers.append((b"Date", self._state.date_header()))
         headers.append(SERVER_HEADER)
-        if not self._will_keep_alive():
+        if not self._conn.will_keep_alive():
             headers.append(CLOSE_HEADER)
         head = encode_head(status, headers)
         send_body = request.method != "HEAD" and status not in NO_BODY_STATUSES and length > 0
@@ -358,106 +250,48 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             self._write_file_body(body, [head, *body.parts], in_task=in_task)
 
-    def _will_keep_alive(self) -> bool:
-        return (
-            self._keep_alive
-            and not self._closing
-            and self._requests < self._config.max_requests_per_connection
-        )
-
     def _write_file_body(self, body: FileBody, parts: list[Part], *, in_task: bool) -> None:
-        transport = self._transport
-        flow = self._flow
-        assert transport is not None and flow is not None
+        sender = self._sender
+        assert sender is not None and self._flow is not None
         head_length = len(parts[0])
-        if self._config.zero_copy and transport.get_write_buffer_size() > 0:
-            # Bytes still queued in the transport: wait until they are out, then sendfile.
-            flow.pause_reading()
-            self._task = self._loop.create_task(
-                self._drive_body(None, body, parts, head_length, wait_empty=True)
-            )
-            return
-        writer = self._make_writer(body, parts)
         try:
-            done = writer.advance()
+            writer, done = sender.start_file(body.fd, parts)
         except OSError as exc:
             self._body_failed(exc)
             return
         if done:
+            assert writer is not None
             self._finish(sent=writer.sent - head_length, resume=in_task)
             return
-        flow.pause_reading()
-        self._task = self._loop.create_task(self._drive_body(writer, body, parts, head_length))
+        self._flow.pause_reading()
+        self._task = self._loop.create_task(self._drive_file(body.fd, parts, writer))
 
-    def _make_writer(self, body: FileBody, parts: list[Part]) -> ZeroCopyWriter | CopyWriter:
-        transport = self._transport
-        assert transport is not None and self._flow is not None
-        if self._config.zero_copy:
-            if self._sock is None:
-                raw = transport.get_extra_info("socket")
-                self._sock = socket.socket(fileno=socket.dup(raw.fileno()))
-            return ZeroCopyWriter(self._loop, self._sock, body.fd, parts)
-        chunk = self._config.copy_chunk_size
-        return CopyWriter(transport, self._flow, body.fd, parts, chunk)
-
-    async def _drive_body(
-        self,
-        writer: ZeroCopyWriter | CopyWriter | None,
-        body: FileBody,
-        parts: list[Part],
-        head_length: int,
-        *,
-        wait_empty: bool = False,
-    ) -> None:
-        timeout = self._config.write_timeout
-        assert self._flow is not None
+    async def _drive_file(self, fd: int, parts: list[Part], writer: Writer | None) -> None:
+        sender = self._sender
+        assert sender is not None
         try:
-            if writer is None:
-                if wait_empty:
-                    await asyncio.wait_for(self._flow.wait_empty(), timeout)
-                writer = self._make_writer(body, parts)
-                done = writer.advance()
-            else:
-                done = False
-            while not done:
-                await asyncio.wait_for(writer.wait(), timeout)
-                done = writer.advance()
+            sent = await sender.finish_file(fd, parts, writer)
         except TimeoutError:
-            if writer is not None:
-                writer.close()
+            timeout = self._config.write_timeout
             log.info("client %s accepted no bytes for %.0f s; closing", self._peer, timeout)
             self._task = None
             self._body_failed(None)
             return
         except asyncio.CancelledError:
-            if writer is not None:
-                writer.close()
             self._drop_response()
             raise
         except OSError as exc:
-            if writer is not None:
-                writer.close()
             self._task = None
             self._body_failed(exc)
             return
-        writer.close()
         self._task = None
-        self._finish(sent=writer.sent - head_length, resume=True)
+        self._finish(sent=sent - len(parts[0]), resume=True)
 
     async def _drive_stream(self, body: StreamBody) -> None:
-        """Copy a produced body to the client, waiting whenever the transport is full."""
-        flow = self._flow
-        assert flow is not None
-        sent = 0
+        sender = self._sender
+        assert sender is not None
         try:
-            async for chunk in body.open():
-                transport = self._transport
-                if transport is None:
-                    raise ConnectionResetError("connection lost")
-                transport.write(chunk)
-                sent += len(chunk)
-                if flow.writing_paused:
-                    await asyncio.wait_for(flow.drain(), self._config.write_timeout)
+            sent = await sender.stream(body)
         except asyncio.CancelledError:
             self._drop_response()
             raise
@@ -468,7 +302,9 @@ class HTTPProtocol(asyncio.Protocol):
             return
         except Exception as exc:
             self._task = None
-            log.error("%s: stream failed after %d bytes: %s", self._request_desc(), sent, exc)
+            log.error(
+                "%s: stream failed after %d bytes: %s", self._request_desc(), sender.streamed, exc
+            )
             self._body_failed(None)
             return
         self._task = None
@@ -506,12 +342,11 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        if not self._will_keep_alive():
+        if not self._conn.response_done(self._loop.time()):
             transport.close()
             return
-        self._busy = False
         self._request = None
-        self._arm_timer(head=False)
+        self._sync_timer()
         if resume:
             assert self._flow is not None
             self._flow.resume_reading()
@@ -522,7 +357,8 @@ class HTTPProtocol(asyncio.Protocol):
         cleanup of `connection_lost` and of a response task it cancelled."""
         self._task = None
         self._release()
-        self._close_dup()
+        if self._sender is not None:
+            self._sender.close()
 
     def _release(self) -> None:
         response, self._response = self._response, None
@@ -530,21 +366,10 @@ class HTTPProtocol(asyncio.Protocol):
             response.release()
 
     # -- errors and timers ---------------------------------------------------------------
-    def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
-        status = exc.error_status_hint
-        if status == 431 and b"\n" not in self._parser.trailing_data[0]:
-            self._send_error_and_close(414, "uri_too_long", "request target is too long")
-        elif status == 431:
-            self._send_error_and_close(431, "head_too_large", "request head is too large")
-        else:
-            self._send_error_and_close(status, "bad_request", f"malformed request: {exc}")
-
     def _send_error_and_close(self, status: int, code: str, message: str) -> None:
         transport = self._transport
         if transport is None:
             return
-        self._busy = True
-        self._cancel_timer()
         response = error_response(status, code, message)
         body = response.body
         assert isinstance(body, bytes)
@@ -558,47 +383,33 @@ class HTTPProtocol(asyncio.Protocol):
         transport.write(encode_head(status, headers) + body)
         transport.close()
 
-    def _arm_timer(self, *, head: bool) -> None:
-        """Set the connection's one deadline: for a request head, or for idling.
+    def _sync_timer(self) -> None:
+        """Make the connection's one timer fire by its deadline.
 
-        Re-arming happens on every request, so it only records the deadline; the timer
-        handle is rescheduled only when the new deadline is earlier than the pending
-        one, and a timer that fires early re-schedules itself for the current deadline.
-        """
-        delay = self._config.request_head_timeout if head else self._config.keep_alive_timeout
-        deadline = self._loop.time() + delay
-        self._deadline = deadline
-        self._timer_is_head = head
-        self._timer_armed = True
-        if self._timer is None or self._timer.when() > deadline:
-            if self._timer is not None:
-                self._timer.cancel()
+        The deadline moves on every request, so the timer handle is rescheduled only when
+        the new deadline is earlier than the pending one; a timer that fires early finds
+        `Expiry.NOTHING` and re-schedules itself for the current deadline."""
+        deadline = self._conn.deadline
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
             self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        self._timer_armed = False
-        self._timer_is_head = False
-
-    def _stop_timer(self) -> None:
-        self._cancel_timer()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self._timer_armed or self._busy or self._transport is None:
+        transport = self._transport
+        if transport is None:
             return
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            return
-        self._timer_armed = False
-        if not self._timer_is_head:
-            self._transport.close()  # idle keep-alive connection
-        elif not self._partial:  # nothing was ever sent: close quietly, like nginx
-            self._transport.close()
+        expiry = self._conn.expired(self._loop.time())
+        if expiry is Expiry.NOTHING:
+            self._sync_timer()
+        elif expiry is Expiry.CLOSE:  # idle, or nothing was ever sent: close quietly, like nginx
+            transport.close()
         else:
-            log.debug("%s: request head not received in time; closing", self._peer)
+            log.debug("%s: request not received in time; closing", self._peer)
             self._send_error_and_close(408, "request_timeout", "request head not received in time")
 
     def _request_desc(self) -> str:
@@ -606,9 +417,3 @@ class HTTPProtocol(asyncio.Protocol):
         if request is None:
             return self._peer
         return f"{self._peer} {request.method} {request.target}"
-
-    def _close_dup(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from streme.config import HTTPConfig
 from streme.descriptors import connection_cap
+from streme.http.connection import Limits
 from streme.http.dates import format_http_date
 from streme.http.messages import Handler
 from streme.http.routing import Router
@@ -35,6 +36,13 @@ class ServerState:
         self.config = config
         self.router = router
         self.loop = loop
+        self.limits = Limits(
+            max_head_bytes=config.max_head_bytes,
+            max_body_bytes=config.max_body_bytes,
+            max_requests=config.max_requests_per_connection,
+            head_timeout=config.request_head_timeout,
+            idle_timeout=config.keep_alive_timeout,
+        )
         self.connections: set[Connection] = set()
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.max_connections = connection_cap(config.max_connections, soft_limit)
