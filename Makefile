@@ -25,7 +25,8 @@ run: install
 # chromium as a real video player, driven by Playwright, playing clips made by ffmpeg).
 system-deps:
 	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2 \
-		transmission-daemon:transmission-daemon opentracker:opentracker chromium:chromium
+		transmission-daemon:transmission-daemon opentracker:opentracker chromium:chromium \
+		strace:strace
 
 perf-deps: system-deps
 	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk node:nodejs npm:npm

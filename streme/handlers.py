@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from streme.cache.index import CacheIndex, LookupStatus
+from streme.cache.index import CacheIndex, LookupResult, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.records import UsageRecorder
 from streme.http.fileresponse import file_response
@@ -106,7 +106,19 @@ class StreamHandlers:
             return error_response(400, "invalid_file_index", str(exc))
 
         lines.info("Checking for cached file for %s", infohash)
-        result = self.index.lookup(infohash, file_index)
+        result = self.index.lookup_now(infohash, file_index)
+        if result is None:  # the answer needs the filesystem: off the event loop
+            return self._looked_up(request, infohash, file_index)
+        return self._answer(request, infohash, file_index, result)
+
+    async def _looked_up(self, request: Request, infohash: str, file_index: int | None) -> Response:
+        result = await self.index.lookup_async(infohash, file_index)
+        answer = self._answer(request, infohash, file_index, result)
+        return answer if isinstance(answer, Response) else await answer
+
+    def _answer(
+        self, request: Request, infohash: str, file_index: int | None, result: LookupResult
+    ) -> Response | Coroutine[Any, Any, Response]:
         if result.status is LookupStatus.HIT:
             cached = result.file
             assert cached is not None

@@ -3,47 +3,53 @@
 How this works:
 - `names.CacheNames` keeps infohash -> the cache-directory entries carrying it, fresh by
   inotify; any change to a title's names (or under its directory) makes this index
-  forget what it cached for it: parsed metadata, the chosen file, open descriptors.
+  forget what it cached for it: parsed metadata, the answers, open descriptors.
   Without inotify (or without a loop) each lookup has the names rescanned if the
   directory changed, and nothing is cached.
-- `lookup()` runs on the event loop for every request: a dict lookup, then the chosen
-  file opened only if it lies inside the cache (`safeopen.open_inside`: the *opened*
-  file's real path is checked, so no check-then-open race), and `fstat` (regular file;
-  size and mtime for the response). While inotify watches, the descriptor stays open for
-  the next request (`fdpool`: least recently used closed first) and any change to its
-  name forgets it; an `fstat` per request still makes a deleted file a miss on the very
-  next request; a replaced one is served with its new stat.
-The choice among several matches follows `lookup.py`'s pure rules.
+- `lookup_now()` runs on the event loop for every request and does no filesystem work
+  but an `fstat` of a descriptor already open: a title with no name is a miss; a file
+  answered before is served from its kept-open descriptor (`fdpool`: least recently used
+  closed first). The `fstat` makes a deleted file a miss on the very next request; a
+  replaced one is served with its new stat.
+- Anything else (the first open of a file, a directory walk, a `.torrent` read, the
+  no-watcher rescan) runs on the index's threads (`lookup_async`): `finder.Finder`
+  touches no shared state, and its result is applied on the loop only if the title did
+  not change meanwhile (a per-title generation); otherwise it is served once and not
+  kept. A slow or hung filesystem then delays the requests that need it, not the loop.
+- Opening checks that the *opened* file lies inside the cache (`safeopen.open_inside`),
+  so there is no check-then-open race.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
-import stat
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 from streme.cache.fdpool import DescriptorPool
-from streme.cache.lookup import (
-    Candidate,
-    default_torrent_files,
-    is_video,
-    largest,
-    locations_in_hash_dir,
-    pick_plain,
+from streme.cache.finder import (
+    UNREAD,
+    Answer,
+    Finder,
+    Found,
+    LookupStatus,
+    Unread,
+    read_metadata,
 )
 from streme.cache.mediatypes import content_type_for
-from streme.cache.names import MAX_DIR_DEPTH, CacheNames
-from streme.cache.safeopen import open_inside
-from streme.cache.torrentmeta import InvalidTorrent, TorrentFile, TorrentMeta, parse_torrent
+from streme.cache.names import CacheNames
+from streme.cache.torrentmeta import TorrentMeta
+
+__all__ = ["CacheIndex", "CachedFile", "LookupResult", "LookupStatus"]
 
 log = logging.getLogger("streme.cache")
 
-MAX_DIR_ENTRIES = 10_000
+FS_THREADS = 4  # lookups waiting on the filesystem at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +63,6 @@ class CachedFile:
 
     def close(self) -> None:
         self.release()
-
-
-class LookupStatus(enum.Enum):
-    HIT = "hit"
-    MISS = "miss"
-    FILE_NOT_FOUND = "file_not_found"
-    NEEDS_METADATA = "needs_metadata"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,12 @@ class CacheIndex:
         self._real_root = ""
         self._names = CacheNames(self.root, self._forget_choices, self._forget_all)
         self._meta: dict[str, TorrentMeta | None] = {}  # parsed <hash>.torrent, by hash
-        self._dir_choice: dict[tuple[str, int | None], str] = {}  # (hash, N) -> path
+        self._answers: dict[str, dict[int | None, Answer]] = {}  # hash -> N -> answer
+        # Bumped when the index forgets a title (per title) or everything (epoch).
+        self._generation: dict[str, int] = {}
+        self._epoch = 0
+        self._executor = ThreadPoolExecutor(FS_THREADS, thread_name_prefix="streme-cache")
+        self._refresh_lock = threading.Lock()  # the no-watcher rescan, from any thread
         # Open descriptors kept between requests, only while inotify tells us of changes.
         self._fds = DescriptorPool()
 
@@ -99,6 +103,7 @@ class CacheIndex:
 
     def close(self) -> None:
         self._names.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -111,216 +116,114 @@ class CacheIndex:
         self._names.rescan()
 
     def _forget_all(self) -> None:
+        self._epoch += 1
+        self._generation.clear()
         self._meta.clear()
-        self._dir_choice.clear()
+        self._answers.clear()
         self._fds.clear()
 
     def _forget_choices(self, infohash: str) -> None:
+        self._generation[infohash] = self._generation.get(infohash, 0) + 1
         self._fds.forget(infohash)
         self._meta.pop(infohash, None)
-        for key in [k for k in self._dir_choice if k[0] == infohash]:
-            del self._dir_choice[key]
+        self._answers.pop(infohash, None)
 
     # -- lookups -------------------------------------------------------------------------
-    def lookup(self, infohash: str, file_index: int | None = None) -> LookupResult:
-        """Find, open and check the file answering `infohash` (and `file_index`)."""
+    def lookup_now(self, infohash: str, file_index: int | None = None) -> LookupResult | None:
+        """The answer from memory, on the event loop; None when it needs the filesystem
+        (then `lookup_async`). A title with no name in the cache is a miss; a file
+        answered before is its kept-open descriptor, `fstat`ed again."""
         if not self._names.watching:
-            self._names.refresh()
-        names = self._names.get(infohash)
-        if not names:
+            return None
+        if not self._names.get(infohash):
             return MISS
-        meta = self.metadata(infohash)
-        if file_index is not None:
-            return self._lookup_index(infohash, names, meta, file_index)
-        plain = [n for n, is_dir in names.items() if not is_dir and is_video(n, self._exts)]
-        if plain:
-            found = self._open_plain(infohash, plain, meta)
-            if found is not None:
-                return LookupResult(LookupStatus.HIT, found)
-        for name in sorted(n for n, is_dir in names.items() if is_dir):
-            found = self._open_dir_default(infohash, name, meta)
-            if found is not None:
-                return LookupResult(LookupStatus.HIT, found)
-        return MISS
+        answers = self._answers.get(infohash)
+        answer = answers.get(file_index) if answers is not None else None
+        if answer is None:
+            return None
+        shared = self._fds.get(answer.path)
+        if shared is None:
+            return None
+        st = os.fstat(shared.fd)
+        if st.st_nlink == 0 or not answer.accepts(st):
+            self._fds.retire(answer.path)  # deleted, or changed size: decide again
+            return None
+        return self._hit(shared.fd, answer.path, st, shared.acquire())
+
+    async def lookup_async(self, infohash: str, file_index: int | None = None) -> LookupResult:
+        """`lookup_now`, else the filesystem work on the index's threads: the event loop
+        never waits for an open, a directory walk or a `.torrent` read."""
+        found = self.lookup_now(infohash, file_index)
+        if found is not None:
+            return found
+        ticket = self._ticket(infohash)
+        resolve = self._prepare(infohash, file_index)
+        resolved = await asyncio.get_running_loop().run_in_executor(self._executor, resolve)
+        return self._adopt(infohash, file_index, resolved, ticket)
+
+    def lookup(self, infohash: str, file_index: int | None = None) -> LookupResult:
+        """The same answer as `lookup_async`, all on the calling thread (blocking)."""
+        found = self.lookup_now(infohash, file_index)
+        if found is not None:
+            return found
+        ticket = self._ticket(infohash)
+        return self._adopt(infohash, file_index, self._prepare(infohash, file_index)(), ticket)
 
     def metadata(self, infohash: str) -> TorrentMeta | None:
         """The torrent's metadata from `<infohash>.torrent` in the cache root, if valid."""
         if self._names.watching and infohash in self._meta:
             return self._meta[infohash]
-        meta: TorrentMeta | None = None
-        names = self._names.get(infohash) or {}
-        for name in sorted(names):
-            if names[name] or not name.lower().endswith(".torrent"):
-                continue
-            try:
-                with open(os.path.join(self.root, name), "rb") as f:
-                    data = f.read(16 * 1024 * 1024)
-                parsed = parse_torrent(data)
-            except (OSError, InvalidTorrent) as exc:
-                log.warning("ignoring %s: %s", name, exc)
-                continue
-            if parsed.infohash != infohash:
-                log.warning("ignoring %s: it is the torrent of %s", name, parsed.infohash)
-                continue
-            meta = parsed
-            break
+        meta = read_metadata(self.root, infohash, self._names.get(infohash) or {})
         self._meta[infohash] = meta
         return meta
 
-    def _lookup_index(
-        self, infohash: str, names: dict[str, bool], meta: TorrentMeta | None, index: int
+    def _ticket(self, infohash: str) -> tuple[int, int]:
+        """Changes when the index forgets `infohash`: an answer found across a change is
+        served, not kept."""
+        return self._epoch, self._generation.get(infohash, 0)
+
+    def _prepare(self, infohash: str, file_index: int | None) -> Callable[[], Found]:
+        """The blocking part of a lookup, bound to what the index knows now (read on the
+        loop): it touches none of the index's state, so it may run on another thread."""
+        watching = self._names.watching
+        known: TorrentMeta | Unread | None = UNREAD
+        names: dict[str, bool] | None = None
+        hint: Answer | None = None
+        if watching:
+            names = dict(self._names.get(infohash) or {})
+            known = self._meta.get(infohash, UNREAD)
+            answers = self._answers.get(infohash)
+            hint = answers.get(file_index) if answers is not None else None
+        finder = Finder(self.root, self._real_root, self._exts, self._min_size)
+
+        def resolve() -> Found:
+            found_names = names
+            if found_names is None:  # no watcher: rescan if the directory changed
+                with self._refresh_lock:
+                    self._names.refresh()
+                    found_names = dict(self._names.get(infohash) or {})
+            return finder.find(infohash, file_index, found_names, known, hint)
+
+        return resolve
+
+    def _adopt(
+        self, infohash: str, file_index: int | None, found: Found, ticket: tuple[int, int]
     ) -> LookupResult:
-        if meta is None:
-            return LookupResult(
-                LookupStatus.NEEDS_METADATA,
-                detail=f"file={index} needs {infohash}.torrent in the cache directory to map "
-                "file indices to files",
-            )
-        if index >= len(meta.files):
-            return LookupResult(
-                LookupStatus.FILE_NOT_FOUND,
-                detail=f"file={index} is out of range: the torrent has {len(meta.files)} file(s)",
-            )
-        target = meta.files[index]
-        for path in self._paths_for(infohash, names, meta, target):
-            found = self._open_checked(infohash, path, exact_size=target.length)
-            if found is not None:
-                return LookupResult(LookupStatus.HIT, found)
-        return LookupResult(
-            LookupStatus.MISS, detail=f"file={index} is not complete in the cache directory"
-        )
-
-    def _paths_for(
-        self, infohash: str, names: dict[str, bool], meta: TorrentMeta, target: TorrentFile
-    ) -> list[str]:
-        paths: list[str] = []
-        if not meta.multi_file:
-            paths += [os.path.join(self.root, n) for n in sorted(names) if not names[n]]
-            paths = [p for p in paths if not p.lower().endswith(".torrent")]
-        for name in sorted(n for n in names if names[n]):
-            for parts in locations_in_hash_dir(meta, target):
-                paths.append(os.path.join(self.root, name, *parts))
-        return paths
-
-    def _open_plain(
-        self, infohash: str, plain: list[str], meta: TorrentMeta | None
-    ) -> CachedFile | None:
-        if len(plain) == 1 and (meta is None or meta.multi_file):
-            return self._open_checked(
-                infohash, os.path.join(self.root, plain[0]), min_size=self._min_size
-            )
-        candidates = []
-        for name in plain:
-            path = os.path.join(self.root, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                candidates.append(Candidate(path, st.st_size, name))
-        chosen = pick_plain(candidates, meta, self._min_size)
-        if chosen is None:
-            return None
-        if meta is not None and not meta.multi_file:
-            return self._open_checked(infohash, chosen.path, exact_size=meta.files[0].length)
-        return self._open_checked(infohash, chosen.path, min_size=self._min_size)
-
-    def _open_dir_default(
-        self, infohash: str, name: str, meta: TorrentMeta | None
-    ) -> CachedFile | None:
-        key = (infohash, None)
-        cached = self._dir_choice.get(key) if self._names.watching else None
-        if cached is not None:
-            found = self._open_checked(infohash, cached, min_size=0 if meta else self._min_size)
-            if found is not None:
-                return found
-            self._dir_choice.pop(key, None)
-        directory = os.path.join(self.root, name)
-        found = None
-        if meta is not None:
-            for file in default_torrent_files(meta, self._exts):
-                for parts in locations_in_hash_dir(meta, file):
-                    path = os.path.join(directory, *parts)
-                    found = self._open_checked(infohash, path, exact_size=file.length)
-                    if found is not None:
-                        break
-                if found is not None:
-                    break
-        else:
-            best = largest(self._videos_under(directory))
-            if best is not None:
-                found = self._open_checked(infohash, best.path, min_size=self._min_size)
-        if found is not None and self._names.watching:
-            self._dir_choice[key] = found.path
-        return found
-
-    def _videos_under(self, directory: str) -> list[Candidate]:
-        out: list[Candidate] = []
-        seen = 0
-        stack = [(directory, 0)]
-        while stack:
-            path, depth = stack.pop()
-            try:
-                with os.scandir(path) as it:
-                    for entry in it:
-                        seen += 1
-                        if seen > MAX_DIR_ENTRIES or entry.name.startswith("."):
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
-                            if depth < MAX_DIR_DEPTH:
-                                stack.append((entry.path, depth + 1))
-                        elif is_video(entry.name, self._exts):
-                            try:
-                                size = entry.stat().st_size
-                            except OSError:
-                                continue
-                            rel = os.path.relpath(entry.path, directory)
-                            out.append(Candidate(entry.path, size, rel))
-            except OSError:
-                continue
-        return [c for c in out if c.size >= self._min_size]
-
-    def _open_checked(
-        self, infohash: str, path: str, *, min_size: int = 0, exact_size: int | None = None
-    ) -> CachedFile | None:
-        """Open `path` and keep it only if it is a regular file inside the cache root.
-
-        While inotify watches the cache, the descriptor stays open for the next request
-        (no path walk, no containment re-check: any change to the name forgets it). An
-        `fstat` per request still catches a deleted file (no links left) at once.
-        """
-        shared = self._fds.get(path)
-        if shared is not None:
-            st = os.fstat(shared.fd)
-            if st.st_nlink > 0:
-                return self._checked(shared.fd, path, st, min_size, exact_size, shared.acquire)
-            self._fds.retire(path)
-        opened = open_inside(self._real_root, path)
+        """Back on the loop: keep what the lookup learned, unless the title changed."""
+        keep = self._names.watching and ticket == self._ticket(infohash)
+        if keep and not isinstance(found.meta, Unread):
+            self._meta[infohash] = found.meta
+        opened = found.opened
         if opened is None:
-            return None
-        fd, st = opened
-        if not self._names.watching or not stat.S_ISREG(st.st_mode):
-            found = self._checked(fd, path, st, min_size, exact_size, lambda: partial(os.close, fd))
-            if found is None:
-                os.close(fd)
-            return found
-        shared = self._fds.add(infohash, path, fd)
-        return self._checked(fd, path, st, min_size, exact_size, shared.acquire)
+            return LookupResult(found.status, detail=found.detail)
+        answer = opened.answer
+        if not keep:
+            return self._hit(opened.fd, answer.path, opened.st, partial(os.close, opened.fd))
+        shared = self._fds.add(infohash, answer.path, opened.fd)
+        self._answers.setdefault(infohash, {})[file_index] = answer
+        return self._hit(opened.fd, answer.path, opened.st, shared.acquire())
 
     @staticmethod
-    def _checked(
-        fd: int,
-        path: str,
-        st: os.stat_result,
-        min_size: int,
-        exact_size: int | None,
-        acquire: Callable[[], Callable[[], None]],
-    ) -> CachedFile | None:
-        size = st.st_size
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or size < min_size
-            or (exact_size is not None and size != exact_size)
-        ):
-            return None
-        return CachedFile(fd, path, size, st.st_mtime_ns, content_type_for(path), acquire())
+    def _hit(fd: int, path: str, st: os.stat_result, release: Callable[[], None]) -> LookupResult:
+        found = CachedFile(fd, path, st.st_size, st.st_mtime_ns, content_type_for(path), release)
+        return LookupResult(LookupStatus.HIT, found)

@@ -211,3 +211,55 @@ def test_lookup_cost_with_100k_files(root: Path) -> None:
     per_lookup_us = (time.perf_counter() - started) / n * 1e6
     print(f"lookup with 100k files: {per_lookup_us:.1f} us")
     assert per_lookup_us < 200  # target 50 us; bound lenient for noisy CI
+
+
+async def test_the_loop_answers_from_memory_only_what_it_opened_before(root: Path) -> None:
+    index = index_for(root, asyncio.get_running_loop())
+    try:
+        missing = index.lookup_now(H)
+        assert missing is not None
+        assert missing.status is LookupStatus.MISS  # no name: known without the disk
+        (root / f"{H}-a.mp4").write_bytes(b"\0" * 2 * MiB)
+        assert await eventually(lambda: len(index) == 1)
+        assert index.lookup_now(H) is None  # first open: needs the filesystem
+        assert hit_path(await index.lookup_async(H)) == f"{H}-a.mp4"
+        now = index.lookup_now(H)  # now from the kept-open descriptor
+        assert now is not None
+        assert hit_path(now) == f"{H}-a.mp4"
+        assert index.lookup_now(H, 0) is None  # another question: not answered before
+    finally:
+        index.close()
+
+
+async def test_a_change_during_a_lookup_is_served_once_not_kept(root: Path) -> None:
+    """A lookup running on a thread while the title's names change: its answer is
+    served, but the index does not keep what it found (the generation moved on)."""
+    index = index_for(root, asyncio.get_running_loop())
+    try:
+        (root / f"{H}-a.mp4").write_bytes(b"\0" * 2 * MiB)
+        assert await eventually(lambda: len(index) == 1)
+        resolve = index._prepare(H, None)
+        ticket = index._ticket(H)
+        found = resolve()  # the filesystem part, done
+        (root / f"{H}-b.mp4").write_bytes(b"\0" * 3 * MiB)  # ... meanwhile, a change
+        assert await eventually(lambda: index._ticket(H) != ticket)
+        result = index._adopt(H, None, found, ticket)
+        assert hit_path(result) == f"{H}-a.mp4"  # served as found
+        assert index.lookup_now(H) is None  # not kept: the next lookup decides again
+        assert hit_path(await index.lookup_async(H)) == f"{H}-b.mp4"
+    finally:
+        index.close()
+
+
+async def test_a_deleted_file_is_a_miss_on_the_next_request(root: Path) -> None:
+    index = index_for(root, asyncio.get_running_loop())
+    try:
+        (root / f"{H}-a.mp4").write_bytes(b"\0" * 2 * MiB)
+        assert await eventually(lambda: len(index) == 1)
+        hit_path(await index.lookup_async(H))
+        (root / f"{H}-a.mp4").unlink()
+        # Before inotify's event arrives, the fstat of the kept descriptor sees it.
+        assert index.lookup_now(H) is None
+        assert (await index.lookup_async(H)).status is LookupStatus.MISS
+    finally:
+        index.close()
