@@ -58,6 +58,7 @@ perf: install perf-deps
 	$(BIN)/python -m perf.p2p
 	$(BIN)/python -m perf.coldstart
 	$(BIN)/python -m perf.player
+	$(BIN)/python -m perf.workers
 
 check: lint type test
 

@@ -27,10 +27,10 @@ URL_PATH = "/stream/proxy/{infohash}"
 READY_TIMEOUT_S = 20.0
 
 NGINX_CONF = """\
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile 16384;
 daemon off;
-master_process off;
+master_process {master};
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 8192; }}
@@ -164,12 +164,14 @@ def streme_missing() -> str | None:
 
 
 def start_streme(
-    cache_dir: Path, infohash: str, workdir: Path, source: Path | None = None
+    cache_dir: Path, infohash: str, workdir: Path, source: Path | None = None, workers: int = 1
 ) -> Server:
     """streme as installed, or (`source`) the package tree of another revision of it."""
     port = free_port()
     argv = [sys.executable, "-m", "streme", "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--cache-dir", str(cache_dir)]  # at its default log level, as a user runs it
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     name = "streme" if source is None else "baseline"
     log = workdir / f"{name}-{port}.log"
     try:
@@ -178,12 +180,19 @@ def start_streme(
         raise Unavailable(f"{exc}; log: {_tail(log)}") from None
 
 
-def start_nginx(file: Path, infohash: str, workdir: Path) -> Server:
+def start_nginx(file: Path, infohash: str, workdir: Path, workers: int = 1) -> Server:
+    """nginx serving `file`; with `workers` > 1, a master and that many worker processes
+    (the Server's CPU then counts only what the master reaped: use it for rates only)."""
     port = free_port()
-    ngx_dir = workdir / "nginx"
+    ngx_dir = workdir / ("nginx" if workers == 1 else f"nginx-{workers}w")
     ngx_dir.mkdir(exist_ok=True)
     conf = ngx_dir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=ngx_dir, port=port, file=file, infohash=infohash))
+    master = "off" if workers == 1 else "on"
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=ngx_dir, port=port, file=file, infohash=infohash, workers=workers, master=master
+        )
+    )
     argv = [NGINX, "-p", str(ngx_dir), "-c", str(conf), "-e", str(ngx_dir / "error.log")]
     check = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30, check=False)
     if check.returncode != 0:

@@ -100,9 +100,16 @@ def range_script(workdir: Path, block: int, size: int) -> Path:
     return script
 
 
-def run(url: str, *, connections: int, seconds: float, script: Path | None = None) -> WrkResult:
+def run(
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    script: Path | None = None,
+    threads: int = THREADS,
+) -> WrkResult:
     """One bounded wrk load: `connections` keep-alive connections for `seconds`."""
-    argv = [WRK, f"-t{THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    argv = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     argv += ["--latency", "--timeout", "10s"]
     if script is not None:
         argv += ["-s", str(script)]

@@ -14,6 +14,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING
 
+import msgspec
 import uvloop
 
 from streme import __version__
@@ -23,8 +24,10 @@ from streme.cache.sweep import CacheSweeper
 from streme.config import Config
 from streme.descriptors import raise_limit
 from streme.handlers import StreamHandlers, build_router
+from streme.handoff import HandoffReceiver, HandoffSender
 from streme.http.server import HTTPServer
 from streme.memory import return_large_blocks
+from streme.workers import Workers, worker_count
 
 if TYPE_CHECKING:
     from streme.torrent.engine import Engine
@@ -33,10 +36,19 @@ log = logging.getLogger("streme")
 
 
 class App:
-    """Everything one server process runs; `start()` then `stop()` (tests use this too)."""
+    """Everything one server process runs; `start()` then `stop()` (tests use this too).
 
-    def __init__(self, config: Config) -> None:
+    With `http.workers` > 1 this is the first process: it also starts the workers
+    (workers.py) and takes the connections they hand over. In a worker (`handoff` given)
+    there is no swarm and no sweep: misses go to the first process."""
+
+    def __init__(
+        self, config: Config, *, worker: int | None = None, handoff: HandoffSender | None = None
+    ) -> None:
         self.config = config
+        self.worker_count = 1 if handoff is not None else worker_count(config.http.workers)
+        self.workers: Workers | None = None
+        self._handoff = handoff
         self.index = CacheIndex(
             config.cache.dir,
             video_extensions=config.cache.video_extensions,
@@ -46,7 +58,7 @@ class App:
         self.recorder = UsageRecorder(RecordStore(self.cache_root))
         self.engine: Engine | None = None
         on_miss = None
-        if config.p2p.enabled:
+        if config.p2p.enabled and handoff is None:
             # Imported only when used: libtorrent adds ~10 MiB to a cache-only server.
             from streme.p2phandler import stream_from_swarm
             from streme.torrent.engine import Engine
@@ -59,7 +71,15 @@ class App:
             )
             exts = config.cache.video_extensions
             on_miss = partial(stream_from_swarm, self.engine, config.p2p, exts)
-        self.handlers = StreamHandlers(self.index, on_miss, self.recorder)
+        if worker is None and self.worker_count > 1:
+            worker = 0
+        self.handlers = StreamHandlers(
+            self.index,
+            on_miss,
+            self.recorder,
+            hand_off_misses=handoff is not None and config.p2p.enabled,
+            worker=worker,
+        )
         self.sweeper = CacheSweeper(
             self.cache_root,
             config.cache,
@@ -67,7 +87,12 @@ class App:
             in_use=self._in_use,
             release_idle=self.engine.release_idle if self.engine is not None else None,
         )
-        self.server = HTTPServer(config.http, build_router(self.handlers))
+        self.server = HTTPServer(
+            config.http,
+            build_router(self.handlers),
+            reuse_port=self.worker_count > 1 or handoff is not None,
+            handoff=handoff,
+        )
         self._background: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
@@ -78,17 +103,34 @@ class App:
             await self.recorder.start()
             if self.engine is not None:
                 self.engine.start(loop)
-            self.sweeper.start()
+            if self._handoff is None:  # a worker leaves the sweep to the first process
+                self.sweeper.start()
             await self.server.start()
+            if self.worker_count > 1:
+                await self._start_workers(loop)
         except BaseException:
             await self._stop_parts()
             raise
 
+    async def _start_workers(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The workers bind the port this process got (`--port 0` included).
+        http = msgspec.structs.replace(self.config.http, port=self.server.port, workers=1)
+        config = msgspec.structs.replace(self.config, http=http)
+        self.workers = Workers(config, self.worker_count, HandoffReceiver(loop, self.server.adopt))
+        await self.workers.start()
+
     async def stop(self) -> None:
-        await self.server.shutdown()
+        if self.workers is not None:
+            await asyncio.gather(
+                self.server.shutdown(), self.workers.stop(self.config.http.shutdown_timeout)
+            )
+        else:
+            await self.server.shutdown()
         await self._stop_parts()
 
     async def _stop_parts(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop(0)
         await self.sweeper.stop()
         for task in list(self._background):
             task.cancel()
@@ -148,6 +190,8 @@ async def serve(config: Config) -> int:
             file=sys.stderr,
         )
         print(f"stream a cached video: {url}/stream/proxy/<infohash>", file=sys.stderr, flush=True)
+    if app.workers is not None:
+        print(f"{app.worker_count} processes serve the port (--workers)", file=sys.stderr)
     await stop.wait()
     log.warning(
         "shutting down: finishing in-flight responses (up to %.0f s)", config.http.shutdown_timeout

@@ -1,6 +1,6 @@
 """Command line: `streme serve [--host] [--port] [--cache-dir] [--cache-max-size SIZE]
 [--cache-min-free SIZE_OR_PERCENT] [--config FILE] [--log-level] [--access-log]
-[--no-zero-copy]`, and `streme pin|unpin INFOHASH [--cache-dir]`."""
+[--workers N] [--no-zero-copy]`, and `streme pin|unpin INFOHASH [--cache-dir]`."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log", action="store_true", default=None, help="log one line per request"
     )
     serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="processes serving the port (default 1; auto: one per core); the first one "
+        "streams from the swarm, the others serve cache hits and hand it the rest",
+    )
+    serve.add_argument(
         "--no-zero-copy",
         dest="zero_copy",
         action="store_false",
@@ -129,6 +135,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         http["access_log"] = args.access_log
     if args.zero_copy is not None:
         http["zero_copy"] = args.zero_copy
+    if args.workers is not None:
+        http["workers"] = int(args.workers) if args.workers.isdigit() else args.workers
     if args.cache_dir is not None:
         cache["dir"] = args.cache_dir
     if args.cache_max_size is not None:
@@ -142,7 +150,11 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def setup_logging(config: Config) -> None:
     # Batched, off the request path (streme/logbuffer.py); same format as basicConfig's.
-    logbuffer.install(config.log.level, sys.stderr)
+    from streme.workers import worker_count
+
+    # With --workers, every line says which process wrote it: [w0] is this one.
+    tag = "[w0]" if worker_count(config.http.workers) > 1 else ""
+    logbuffer.install(config.log.level, sys.stderr, tag=tag)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

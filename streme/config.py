@@ -24,6 +24,7 @@ through `convert_env_value`, which reads the target field's declared type:
   `12h`, `3d`.
 - list: comma-separated items, blanks dropped, each converted by the item type.
 - str and Literal: the text unchanged (msgspec checks a Literal's choices).
+- a number or a word (`http.workers`: `2` or `auto`): a number if it is one, else the text.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import ipaddress
 import math
 import os
 import tomllib
+import types
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -106,6 +108,9 @@ class HTTPConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Seconds in-flight responses may take to finish after SIGINT/SIGTERM.
     shutdown_timeout: Seconds = 10 * SECONDS
     access_log: bool = False
+    # Processes serving the port (SO_REUSEPORT); "auto": one per core. The first owns the
+    # swarm; the others answer cache hits and hand other requests to it (streme/workers.py).
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] | Literal["auto"] = 1
 
 
 class CacheConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -274,6 +279,9 @@ def _parse_text(field_type: Any, text: str) -> Any:
         if not math.isfinite(number):
             raise ValueError(f"{text!r} is not a number")
         return number
+    if typing.get_origin(base) in (typing.Union, types.UnionType):
+        word = text.strip()
+        return int(word) if word.isdigit() else word
     if typing.get_origin(base) is list:
         (item_type,) = typing.get_args(base)
         return [_parse_text(item_type, item.strip()) for item in text.split(",") if item.strip()]

@@ -17,7 +17,15 @@ from streme.cache.index import CacheIndex, LookupResult, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.records import UsageRecorder
 from streme.http.fileresponse import file_response
-from streme.http.messages import Handler, Request, Response, error_response, json_response
+from streme.http.messages import (
+    HAND_OFF,
+    Answer,
+    Handler,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 from streme.http.routing import Router
 from streme.logbuffer import LineLog
 
@@ -55,9 +63,15 @@ class StreamHandlers:
         index: CacheIndex,
         on_miss: MissHandler | None = None,
         recorder: UsageRecorder | None = None,
+        *,
+        hand_off_misses: bool = False,
+        worker: int | None = None,
     ) -> None:
         self.index = index
         self.on_miss = on_miss
+        # In a worker process: a miss goes to the engine's process with its connection.
+        self.hand_off_misses = hand_off_misses
+        self.worker = worker  # this process's number with --workers N (0: the engine's)
         self.recorder = recorder
         self.serving: dict[str, int] = {}  # infohash -> cache-hit responses in flight
 
@@ -91,11 +105,13 @@ class StreamHandlers:
         return response
 
     def health(self, request: Request, params: dict[str, str]) -> Response:
-        return json_response(200, {"status": "ok"})
+        if self.worker is None:
+            return json_response(200, {"status": "ok"})
+        return json_response(200, {"status": "ok", "worker": self.worker})
 
     def stream(
         self, request: Request, params: dict[str, str]
-    ) -> Response | Coroutine[Any, Any, Response]:
+    ) -> Answer | Coroutine[Any, Any, Answer]:
         try:
             infohash = parse_infohash(params["infohash"])
         except InvalidInfohash as exc:
@@ -111,14 +127,14 @@ class StreamHandlers:
             return self._looked_up(request, infohash, file_index)
         return self._answer(request, infohash, file_index, result)
 
-    async def _looked_up(self, request: Request, infohash: str, file_index: int | None) -> Response:
+    async def _looked_up(self, request: Request, infohash: str, file_index: int | None) -> Answer:
         result = await self.index.lookup_async(infohash, file_index)
         answer = self._answer(request, infohash, file_index, result)
-        return answer if isinstance(answer, Response) else await answer
+        return answer if isinstance(answer, Answer) else await answer
 
     def _answer(
         self, request: Request, infohash: str, file_index: int | None, result: LookupResult
-    ) -> Response | Coroutine[Any, Any, Response]:
+    ) -> Answer | Coroutine[Any, Any, Response]:
         if result.status is LookupStatus.HIT:
             cached = result.file
             assert cached is not None
@@ -139,6 +155,8 @@ class StreamHandlers:
         lines.info("No cached file found for infoHash: %s", infohash)
         if self.on_miss is not None:
             return self._from_swarm(self.on_miss, request, infohash, file_index)
+        if self.hand_off_misses:
+            return HAND_OFF
         message = (
             f"{infohash} is not in the cache and P2P is disabled "
             "(p2p.enabled, STREME_P2P_ENABLED=1)"

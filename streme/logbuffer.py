@@ -38,9 +38,10 @@ Line = tuple[float, str, str, tuple[object, ...]]
 
 
 class BatchingHandler(logging.Handler):
-    def __init__(self, stream: TextIO, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, stream: TextIO, interval: float = FLUSH_INTERVAL, tag: str = "") -> None:
         super().__init__()
         self._stream = stream
+        self._tag = f"{tag} " if tag else ""  # after the time: which process wrote the line
         self._interval = interval
         self._pending: deque[logging.LogRecord | Line] = deque()  # appends are thread-safe
         self._second = -1  # the epoch second `_stamp` is for
@@ -97,7 +98,7 @@ class BatchingHandler(logging.Handler):
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         millis = int((created - second) * 1000)
-        return f"{self._stamp},{millis:03d} INFO {name}: {template % args}"
+        return f"{self._stamp},{millis:03d} {self._tag}INFO {name}: {template % args}"
 
     def close(self) -> None:
         self._stopping = True
@@ -134,15 +135,16 @@ class LineLog:
             sink.queue_line((time.time(), self._name, template, args))
 
 
-def install(level: str, stream: TextIO) -> BatchingHandler:
-    """Log records at `level` and above from every logger to `stream`, in batches."""
+def install(level: str, stream: TextIO, tag: str = "") -> BatchingHandler:
+    """Log records at `level` and above from every logger to `stream`, in batches; `tag`
+    (e.g. `[w1]`, with --workers) goes after each line's time."""
     # logging's documented switches for information a format does not use.
     logging._srcfile = None  # no stack walk for the caller's file and line
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = BatchingHandler(stream)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler = BatchingHandler(stream, tag=tag)
+    handler.setFormatter(logging.Formatter(FORMAT.replace(" ", f" {tag} ", 1) if tag else FORMAT))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from typing import Final
 
 from streme.http import routing
-from streme.http.messages import Handler, Request, Response, error_response
+from streme.http.messages import Answer, Handler, Request, Response, error_response
 from streme.http.urls import BadTarget, split_target
 
 log = logging.getLogger("streme.http")
@@ -23,7 +23,7 @@ KNOWN_METHODS: Final = frozenset(
 )
 
 
-def dispatch(router: routing.Router[Handler], request: Request) -> Response | Awaitable[Response]:
+def dispatch(router: routing.Router[Handler], request: Request) -> Answer | Awaitable[Answer]:
     try:
         request.path, request.query_string = split_target(request.target)
     except BadTarget as exc:

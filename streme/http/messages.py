@@ -106,7 +106,17 @@ class Response:
             self.body.close()
 
 
-Handler = Callable[[Request, dict[str, str]], "Response | Awaitable[Response]"]
+class HandOff:
+    """A handler's answer meaning "not here": the connection goes, with the bytes read from
+    it, to the process that owns the swarm (handoff.py), which answers the request."""
+
+    __slots__ = ()
+
+
+HAND_OFF = HandOff()
+
+Answer = Response | HandOff
+Handler = Callable[[Request, dict[str, str]], "Answer | Awaitable[Answer]"]
 
 
 class _ErrorBody(msgspec.Struct):

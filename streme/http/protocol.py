@@ -39,7 +39,15 @@ from streme.http.connection import (
 from streme.http.dispatch import dispatch, handler_failed
 from streme.http.flow import FlowControl
 from streme.http.framing import encode_head
-from streme.http.messages import FileBody, Request, Response, StreamBody, error_response
+from streme.http.messages import (
+    Answer,
+    FileBody,
+    HandOff,
+    Request,
+    Response,
+    StreamBody,
+    error_response,
+)
 from streme.http.sender import BodySender, Writer
 from streme.http.state import ServerState
 from streme.logbuffer import LineLog
@@ -56,11 +64,14 @@ CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class HTTPProtocol(asyncio.Protocol):
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, preloaded: bytes = b"") -> None:
         self._state = state
         self._config = state.config
         self._loop = state.loop
-        self._conn = HTTPConnection(state.limits, self._loop.time())
+        self._conn = HTTPConnection(
+            state.limits, self._loop.time(), keep_raw=state.handoff is not None
+        )
+        self._preloaded = preloaded  # bytes another process read from this client
         self._transport: asyncio.Transport | None = None
         self._flow: FlowControl | None = None
         self._sender: BodySender | None = None
@@ -103,6 +114,9 @@ class HTTPProtocol(asyncio.Protocol):
             )
             return
         self._sync_timer()
+        if self._preloaded:  # handed over by a worker: its bytes come first
+            data, self._preloaded = self._preloaded, b""
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
@@ -191,12 +205,14 @@ class HTTPProtocol(asyncio.Protocol):
         result = dispatch(self._state.router, request)
         if isinstance(result, Response):
             self._respond(result)
+        elif isinstance(result, HandOff):
+            self._hand_off()
         else:
             assert self._flow is not None
             self._flow.pause_reading()
             self._task = self._loop.create_task(self._await_handler(result))
 
-    async def _await_handler(self, pending: Awaitable[Response]) -> None:
+    async def _await_handler(self, pending: Awaitable[Answer]) -> None:
         request = self._request
         assert request is not None
         try:
@@ -208,7 +224,39 @@ class HTTPProtocol(asyncio.Protocol):
             log.exception("handler failed for %s %s", request.method, request.target)
             response = handler_failed()
         self._task = None
-        self._respond(response, in_task=True)
+        if isinstance(response, HandOff):
+            self._hand_off()
+        else:
+            self._respond(response, in_task=True)
+
+    def _hand_off(self) -> None:
+        """Give this client (its socket and the bytes read from it) to the engine's
+        process (handoff.py) and forget it here, without shutting it down."""
+        handoff = self._state.handoff
+        transport = self._transport
+        if transport is None:
+            return
+        if handoff is None:
+            self._respond(handler_failed())
+            return
+        try:
+            handoff.send(transport.get_extra_info("socket").fileno(), self._conn.raw_request())
+        except OSError as exc:
+            log.error("%s: could not hand the request over: %s", self._request_desc(), exc)
+            message = "the process that streams from the swarm is not answering; retry"
+            self._respond(error_response(503, "engine_unavailable", message))
+            return
+        self._state.handed_off += 1
+        if self._config.access_log:
+            request = self._request
+            assert request is not None
+            access_log.info(
+                '%s "%s %s" handed to the engine', self._peer, request.method, request.target
+            )
+        self._transport = None
+        self._request = None
+        # Only this process's descriptor closes: the engine's holds the connection.
+        transport.abort()
 
     # -- responses -----------------------------------------------------------------------
     def _respond(self, response: Response, *, in_task: bool = False) -> None:

@@ -29,11 +29,22 @@ class Connection(Protocol):
         """Close now."""
 
 
+class HandoffChannel(Protocol):
+    def send(self, fd: int, data: bytes) -> None:
+        """Give the connection `fd`, and the bytes read from it, to the engine's process."""
+
+
 class ServerState:
     def __init__(
-        self, config: HTTPConfig, router: Router[Handler], loop: asyncio.AbstractEventLoop
+        self,
+        config: HTTPConfig,
+        router: Router[Handler],
+        loop: asyncio.AbstractEventLoop,
+        handoff: HandoffChannel | None = None,
     ) -> None:
         self.config = config
+        self.handoff = handoff  # set in a worker process (--workers N)
+        self.handed_off = 0
         self.router = router
         self.loop = loop
         self.limits = Limits(

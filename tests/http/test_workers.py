@@ -1,0 +1,209 @@
+"""`streme serve --workers 2`: two processes on one port, the first owning the swarm.
+
+Each test runs the real command. A connection's process is read from `/health`
+(`"worker": N`), so a test can pick a connection the kernel gave to the worker and send
+its next request there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INFOHASH, write_video
+
+STREME = [sys.executable, "-m", "streme"]
+CACHE_ONLY = {"STREME_P2P_ENABLED": "0"}
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    port: int
+    lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
+def start(cache: Path, env: dict[str, str], *args: str) -> Served:
+    proc = subprocess.Popen(
+        [*STREME, "serve", "--port", "0", "--cache-dir", str(cache), "--workers", "2", *args],
+        env={**os.environ, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    served = Served(proc, 0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        served.lines.append(line)
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if match:
+            served.port = int(match.group(1))
+        if "processes serve the port" in line:
+            break
+    assert served.port, served.log()
+    stderr = proc.stderr
+    served.reader = threading.Thread(target=lambda: served.lines.extend(stderr), daemon=True)
+    served.reader.start()
+    return served
+
+
+def stop(served: Served) -> int:
+    if served.proc.poll() is None:
+        served.proc.send_signal(signal.SIGTERM)
+    try:
+        return served.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        served.proc.kill()
+        served.proc.wait(timeout=10)
+        raise
+    finally:
+        if served.reader is not None:
+            served.reader.join(timeout=10)  # to the end of its output
+        if served.proc.stderr is not None:
+            served.proc.stderr.close()
+
+
+def worker_pids(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def connection_on(port: int, worker: int, within: float = 10.0) -> http.client.HTTPConnection:
+    """A kept-alive connection the kernel gave to `worker` (new connections until one
+    does, for at most `within` seconds)."""
+    deadline = time.monotonic() + within
+    tries = 0
+    while time.monotonic() < deadline:
+        tries += 1
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/health")
+        if json.loads(conn.getresponse().read())["worker"] == worker:
+            return conn
+        conn.close()
+        time.sleep(0.01)
+    raise AssertionError(f"no connection reached worker {worker} in {tries} tries")
+
+
+def get(conn: http.client.HTTPConnection, path: str, **headers: str) -> tuple[int, bytes]:
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def as_env(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    path = tmp_path / "cache"
+    path.mkdir()
+    return path
+
+
+def test_both_processes_serve_cache_hits_then_stop_on_sigterm(cache: Path) -> None:
+    data = write_video(cache, f"{INFOHASH}-movie.mp4", 3 * 1024 * 1024, seed=4)
+    served = start(cache, CACHE_ONLY, "--access-log")
+    try:
+        (worker_pid,) = worker_pids(served.proc.pid)
+        for number in (0, 1):
+            conn = connection_on(served.port, number)
+            status, body = get(conn, f"/stream/proxy/{INFOHASH}")
+            assert (status, sha(body)) == (200, sha(data))
+            status, body = get(conn, f"/stream/proxy/{INFOHASH}", Range="bytes=1000-2999")
+            assert (status, body) == (206, data[1000:3000])
+            conn.close()
+    finally:
+        assert stop(served) == 0
+    assert not alive(worker_pid)
+    log = served.log()
+    assert re.search(r"\[w0\] INFO streme\.access: .* 206 2000", log), log
+    assert re.search(r"\[w1\] INFO streme\.access: .* 206 2000", log), log
+
+
+def test_a_crashed_worker_is_started_again(cache: Path) -> None:
+    data = write_video(cache, f"{INFOHASH}-movie.mp4", 2 * 1024 * 1024, seed=5)
+    served = start(cache, CACHE_ONLY)
+    try:
+        (first,) = worker_pids(served.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        again: list[int] = []
+        while time.monotonic() < deadline:
+            again = [pid for pid in worker_pids(served.proc.pid) if pid != first]
+            if again:
+                break
+            time.sleep(0.05)
+        assert again, served.log()
+        conn = connection_on(served.port, 1)  # the new worker has the port again
+        assert get(conn, f"/stream/proxy/{INFOHASH}") == (200, data)
+        conn.close()
+    finally:
+        assert stop(served) == 0
+    assert f"worker 1 (pid {first}) exited with status -9" in served.log()
+
+
+def test_a_worker_sends_a_miss_with_its_connection_to_the_engine(
+    cache: Path, tmp_path: Path, tracker: object
+) -> None:
+    from tests.torrent.swarm import make_seeder, p2p_settings, random_bytes
+
+    source = random_bytes(4 * 1024 * 1024, 7)
+    seeder = make_seeder(tmp_path / "seed", {"movie.mp4": source}, tracker=tracker)  # type: ignore[arg-type]
+    env = {
+        f"STREME_P2P_{name.upper()}": (
+            ",".join(value)
+            if isinstance(value, list)
+            else str(int(value) if isinstance(value, bool) else value)
+        )
+        for name, value in p2p_settings(tracker).items()  # type: ignore[arg-type]
+    }
+    served = start(cache, env, "--access-log")
+    try:
+        conn = connection_on(served.port, 1)
+        status, body = get(conn, f"/stream/proxy/{seeder.infohash}")
+        assert status == 200
+        assert sha(body) == sha(source)
+        # The connection now belongs to the engine's process.
+        assert json.loads(get(conn, "/health")[1])["worker"] == 0
+        conn.close()
+    finally:
+        assert stop(served) == 0
+        seeder.stop()
+    log = served.log()
+    assert re.search(
+        rf"\[w1\] .* \"GET /stream/proxy/{seeder.infohash}\" handed to the engine", log
+    )
+    assert re.search(rf"\[w0\] .* \"GET /stream/proxy/{seeder.infohash}\" 200 {len(source)} ", log)
