@@ -164,14 +164,22 @@ def streme_missing() -> str | None:
 
 
 def start_streme(
-    cache_dir: Path, infohash: str, workdir: Path, source: Path | None = None, workers: int = 1
+    cache_dir: Path,
+    infohash: str,
+    workdir: Path,
+    source: Path | None = None,
+    workers: int = 1,
+    log_level: str | None = None,
 ) -> Server:
-    """streme as installed, or (`source`) the package tree of another revision of it."""
+    """streme as installed, or (`source`) the package tree of another revision of it;
+    at its default log level, as a user runs it, unless `log_level`."""
     port = free_port()
     argv = [sys.executable, "-m", "streme", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--cache-dir", str(cache_dir)]  # at its default log level, as a user runs it
+    argv += ["--cache-dir", str(cache_dir)]
     if workers > 1:
         argv += ["--workers", str(workers)]
+    if log_level is not None:
+        argv += ["--log-level", log_level]
     name = "streme" if source is None else "baseline"
     log = workdir / f"{name}-{port}.log"
     try:

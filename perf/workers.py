@@ -1,7 +1,8 @@
 """The `--workers` section of `make perf`: streme with 2 processes beside nginx with 2.
 
 1. Cache hits: a 64 MiB file; streme with 1 and with 2 processes (`--workers 2`), nginx
-   with 1 and with 2 worker processes, all running at once, each load in turn per round
+   with 1 and with 2 worker processes, and streme with 1 at `--log-level warning` (its
+   default is `info`), all running at once, each load in turn per round
    (`--rounds`, 3): 64 KiB ranges on 50 connections and on 5,000 (wrk, 5 s each). wrk
    runs 1 thread against one process and 2 threads against two (the machine has 2 cores:
    client and server share them, for nginx as for streme).
@@ -42,13 +43,15 @@ PIECE = 256 * 1024
 READ = 64 * MiB
 CROWD = 5000
 
-HITS = ("streme 1", "streme 2", "nginx 1", "nginx 2")
+HITS = ("streme 1", "streme 2", "nginx 1", "nginx 2", "streme 1 warning")
 
 
 def start(name: str, cache: Path, file: Path, workdir: Path) -> Server:
-    kind, count = name.split()
+    kind, count, *level = name.split()
     if kind == "streme":
-        return servers.start_streme(cache, INFOHASH, workdir, workers=int(count))
+        return servers.start_streme(
+            cache, INFOHASH, workdir, workers=int(count), log_level=level[0] if level else None
+        )
     return servers.start_nginx(file, INFOHASH, workdir, workers=int(count))
 
 
@@ -150,7 +153,8 @@ def ratio(a: float, b: float) -> str:
 def print_table(
     hits: dict[str, dict[str, float]], miss: dict[int, float] | None, rounds: int
 ) -> None:
-    s1, s2, n1, n2 = (hits[name] for name in HITS)
+    s1, s2, n1, n2, quiet = (hits[name] for name in HITS)
+    level = s1["r64_rps"] / quiet["r64_rps"]
     r64 = s2["r64_rps"] / n2["r64_rps"]
     p99 = s2["c5k_p99_ms"] / n2["c5k_p99_ms"]
     errors = s2["r64_errors"] + s2["c5k_errors"]
@@ -173,6 +177,16 @@ def print_table(
             "yes" if r64 >= 0.8 else "NO",
         ),
         ("  streme 2 / streme 1", "", "", "", "", ratio(s2["r64_rps"], s1["r64_rps"]), "", ""),
+        (
+            f"  streme 1 at info / at warning ({quiet['r64_rps']:,.0f})",
+            "",
+            "",
+            "",
+            "",
+            f"{level:.2f}x",
+            ">= 0.9x",
+            "yes" if level >= 0.9 else "NO",
+        ),
         (
             "64 KiB, 5,000 conns (req/s)",
             *(f"{h['c5k_rps']:,.0f}" for h in (s1, s2, n1, n2)),
