@@ -200,7 +200,16 @@ async def serve(config: Config) -> int:
     return 0
 
 
+# How long a thread may hold the GIL while another waits (Python's default: 5 ms). The
+# event loop waits for it after each blocking call (sendfile, fstat), so a busy background
+# thread (the cache sweep's scan, the log writer) added up to 5 ms to a response each time.
+# Measured with a 3-s startup sweep of 100,000 titles: TTFB p99 3-5 ms -> 1.8-2.0 ms
+# (keep-alive), 8.6-11.7 ms -> 2.0-2.4 ms (new connections); no change in throughput.
+SWITCH_INTERVAL = 0.0005
+
+
 def run(config: Config) -> int:
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return_large_blocks()  # before libtorrent's threads start allocating
     raise_limit()  # before the connection cap is sized from it
     return uvloop.run(serve(config))

@@ -17,7 +17,7 @@ import sys
 import uvloop
 
 from streme import logbuffer
-from streme.app import App
+from streme.app import SWITCH_INTERVAL, App
 from streme.config import Config
 from streme.descriptors import raise_limit
 from streme.handoff import HandoffSender
@@ -46,6 +46,7 @@ def main() -> int:
     channel = socket.socket(fileno=int(os.environ[CHANNEL_ENV]))
     config = worker_settings(os.environ[CONFIG_ENV])
     logbuffer.install(config.log.level, sys.stderr, tag=f"[w{number}]")
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return_large_blocks()
     raise_limit()
     return uvloop.run(serve_worker(config, number, channel))
