@@ -31,6 +31,12 @@ from streme.logbuffer import LineLog
 
 # The original's per-request lines, at `info`, queued rather than written on the spot.
 lines = LineLog("streme.stream")
+CHECKING = "Checking for cached file for %s"
+HIT_LINES = (
+    CHECKING,
+    "Found cached video file for %s",
+    "Using cached file for %s - no P2P needed",
+)
 
 # What answers a cache miss instead of 404 (the swarm, when P2P is on).
 MissHandler = Callable[[Request, str, int | None], Coroutine[Any, Any, Response]]
@@ -121,25 +127,34 @@ class StreamHandlers:
         except BadFileIndex as exc:
             return error_response(400, "invalid_file_index", str(exc))
 
-        lines.info("Checking for cached file for %s", infohash)
         result = self.index.lookup_now(infohash, file_index)
         if result is None:  # the answer needs the filesystem: off the event loop
+            lines.info(CHECKING, infohash)
             return self._looked_up(request, infohash, file_index)
+        if result.status is LookupStatus.HIT:  # the common case: its three lines at once
+            lines.info_lines(HIT_LINES, infohash)
+        else:
+            lines.info(CHECKING, infohash)
         return self._answer(request, infohash, file_index, result)
 
     async def _looked_up(self, request: Request, infohash: str, file_index: int | None) -> Answer:
         result = await self.index.lookup_async(infohash, file_index)
+        if result.status is LookupStatus.HIT:
+            lines.info_lines(HIT_LINES[1:], infohash)
         answer = self._answer(request, infohash, file_index, result)
         return answer if isinstance(answer, Answer) else await answer
 
     def _answer(
-        self, request: Request, infohash: str, file_index: int | None, result: LookupResult
+        self,
+        request: Request,
+        infohash: str,
+        file_index: int | None,
+        result: LookupResult,
     ) -> Answer | Coroutine[Any, Any, Response]:
+        """The response to a lookup's result (the caller has logged a hit's lines)."""
         if result.status is LookupStatus.HIT:
             cached = result.file
             assert cached is not None
-            lines.info("Found cached video file for %s", infohash)
-            lines.info("Using cached file for %s - no P2P needed", infohash)
             response = file_response(
                 request,
                 fd=cached.fd,

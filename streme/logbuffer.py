@@ -34,7 +34,8 @@ FLUSH_INTERVAL = 0.2  # seconds
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # A line queued by `LineLog.info`: (epoch seconds, logger name, template, args).
-Line = tuple[float, str, str, tuple[object, ...]]
+# (time, logger name, template or templates, args): several templates are several lines.
+Line = tuple[float, str, "str | tuple[str, ...]", tuple[object, ...]]
 
 
 class BatchingHandler(logging.Handler):
@@ -90,15 +91,18 @@ class BatchingHandler(logging.Handler):
                 pass
 
     def _format_line(
-        self, created: float, name: str, template: str, args: tuple[object, ...]
+        self, created: float, name: str, template: str | tuple[str, ...], args: tuple[object, ...]
     ) -> str:
-        """`FORMAT` for an INFO line, as `logging.Formatter` writes it."""
+        """`FORMAT` for INFO lines, as `logging.Formatter` writes them."""
         second = int(created)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         millis = int((created - second) * 1000)
-        return f"{self._stamp},{millis:03d} {self._tag}INFO {name}: {template % args}"
+        prefix = f"{self._stamp},{millis:03d} {self._tag}INFO {name}: "
+        if isinstance(template, str):
+            return prefix + template % args
+        return "\n".join(prefix + line % args for line in template)
 
     def close(self) -> None:
         self._stopping = True
@@ -133,6 +137,17 @@ class LineLog:
             self._logger.info(template, *args)
         else:
             sink.queue_line((time.time(), self._name, template, args))
+
+    def info_lines(self, templates: tuple[str, ...], *args: object) -> None:
+        """Several INFO lines taking the same arguments, queued as one entry."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        sink = _sink
+        if sink is None:
+            for template in templates:
+                self._logger.info(template, *args)
+        else:
+            sink.queue_line((time.time(), self._name, templates, args))
 
 
 def install(level: str, stream: TextIO, tag: str = "") -> BatchingHandler:

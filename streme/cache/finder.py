@@ -10,6 +10,7 @@ lie inside the cache root (`safeopen.open_inside`).
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import stat
@@ -24,6 +25,7 @@ from streme.cache.lookup import (
     locations_in_hash_dir,
     pick_plain,
 )
+from streme.cache.mediatypes import content_type_for
 from streme.cache.names import MAX_DIR_DEPTH
 from streme.cache.safeopen import open_inside
 from streme.cache.torrentmeta import InvalidTorrent, TorrentFile, TorrentMeta, parse_torrent
@@ -204,13 +206,17 @@ class Finder:
         return Opened(fd, st, answer)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Answer:
     """How an (infohash, N) was answered: the file, and the checks it had to pass."""
 
     path: str
     min_size: int
     exact_size: int | None
+
+    @functools.cached_property
+    def content_type(self) -> str:
+        return content_type_for(self.path)
 
     def accepts(self, st: os.stat_result) -> bool:
         size = st.st_size

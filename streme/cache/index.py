@@ -41,7 +41,6 @@ from streme.cache.finder import (
     Unread,
     read_metadata,
 )
-from streme.cache.mediatypes import content_type_for
 from streme.cache.names import CacheNames
 from streme.cache.torrentmeta import TorrentMeta
 
@@ -148,7 +147,7 @@ class CacheIndex:
         if st.st_nlink == 0 or not answer.accepts(st):
             self._fds.retire(answer.path)  # deleted, or changed size: decide again
             return None
-        return self._hit(shared.fd, answer.path, st, shared.acquire())
+        return self._hit(shared.fd, answer, st, shared.acquire())
 
     async def lookup_async(self, infohash: str, file_index: int | None = None) -> LookupResult:
         """`lookup_now`, else the filesystem work on the index's threads: the event loop
@@ -218,12 +217,15 @@ class CacheIndex:
             return LookupResult(found.status, detail=found.detail)
         answer = opened.answer
         if not keep:
-            return self._hit(opened.fd, answer.path, opened.st, partial(os.close, opened.fd))
+            return self._hit(opened.fd, answer, opened.st, partial(os.close, opened.fd))
         shared = self._fds.add(infohash, answer.path, opened.fd)
         self._answers.setdefault(infohash, {})[file_index] = answer
-        return self._hit(opened.fd, answer.path, opened.st, shared.acquire())
+        return self._hit(opened.fd, answer, opened.st, shared.acquire())
 
     @staticmethod
-    def _hit(fd: int, path: str, st: os.stat_result, release: Callable[[], None]) -> LookupResult:
-        found = CachedFile(fd, path, st.st_size, st.st_mtime_ns, content_type_for(path), release)
+    def _hit(
+        fd: int, answer: Answer, st: os.stat_result, release: Callable[[], None]
+    ) -> LookupResult:
+        size, mtime = st.st_size, st.st_mtime_ns
+        found = CachedFile(fd, answer.path, size, mtime, answer.content_type, release)
         return LookupResult(LookupStatus.HIT, found)

@@ -16,6 +16,24 @@ from streme.http.messages import FileBody, FileSegment, Request, Response, error
 from streme.http.ranges import ByteRange
 from streme.http.representation import Representation, plan
 
+# (size, mtime, type) -> the file's Representation: a busy server answers the same few files.
+_representations: dict[tuple[int, int, str], Representation] = {}
+
+
+def representation(size: int, mtime_ns: int, content_type: str) -> Representation:
+    """A file version's representation: its ETag from mtime and size, Last-Modified in
+    whole seconds (memoised)."""
+    key = (size, mtime_ns, content_type)
+    rep = _representations.get(key)
+    if rep is None:
+        if len(_representations) >= 4096:
+            _representations.clear()
+        etag = make_etag(mtime_ns, size)
+        rep = _representations[key] = Representation(
+            size, content_type, etag, mtime_ns // 1_000_000_000
+        )
+    return rep
+
 
 def file_response(
     request: Request,
@@ -27,8 +45,7 @@ def file_response(
     release: Callable[[], None],
 ) -> Response:
     """Answer `request` from the open file `fd`."""
-    rep = Representation(size, content_type, make_etag(mtime_ns, size), mtime_ns // 1_000_000_000)
-    planned = plan(request.method, request.headers, rep)
+    planned = plan(request.method, request.headers, representation(size, mtime_ns, content_type))
     if planned.error is not None:
         release()
         return error_response(planned.status, *planned.error, planned.headers)

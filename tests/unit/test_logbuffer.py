@@ -99,3 +99,42 @@ def test_without_the_handler_lines_are_ordinary_records(
     caplog.set_level(logging.INFO, logger="streme.stream")
     logbuffer.LineLog("streme.stream").info("Found cached video file for %s", "cd" * 20)
     assert caplog.messages == [f"Found cached video file for {'cd' * 20}"]
+
+
+def test_several_lines_queued_as_one_are_written_as_several(
+    installed: tuple[logbuffer.BatchingHandler, io.StringIO],
+) -> None:
+    handler, stream = installed
+    log = logbuffer.LineLog("streme.stream")
+    log.info("before %s", "x")
+    log.info_lines(("one %s", "two %s", "three %s"), "y")
+    log.info("after %s", "z")
+    handler.flush()
+    got = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in got] == [
+        "before x",
+        "one y",
+        "two y",
+        "three y",
+        "after z",
+    ]
+    assert all(LINE.match(line) for line in got)
+
+
+def test_several_lines_without_the_handler_are_ordinary_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="streme.stream")
+    logbuffer.LineLog("streme.stream").info_lines(("a %s", "b %s"), "c")
+    assert caplog.messages == ["a c", "b c"]
+
+
+def test_a_tag_goes_after_the_time() -> None:
+    stream = io.StringIO()
+    handler = logbuffer.BatchingHandler(stream, tag="[w1]")
+    handler.setFormatter(logging.Formatter(logbuffer.FORMAT))
+    handler.queue_line((time.time(), "streme.stream", "x %s", ("y",)))
+    handler.flush()
+    handler.close()
+    (line,) = stream.getvalue().splitlines()
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[w1\] INFO streme\.stream: x y$", line)
