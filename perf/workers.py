@@ -19,8 +19,6 @@ Every process is started here and stopped by its PID; every load is bounded.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import shutil
 import statistics
 import sys
@@ -32,6 +30,7 @@ from perf import clients, servers, wrkrun
 from perf.servers import Server, Unavailable, free_port
 from perf.swarm import swarm
 from streme.descriptors import raise_limit
+from tests.served import connection_on
 from tests.torrent.peers import OPENTRACKER, Torrent, Tracker, write_torrent
 from tests.torrent.swarm import random_bytes
 
@@ -92,27 +91,12 @@ def cache_hits(workdir: Path, rounds: int, seconds: float) -> dict[str, dict[str
     }
 
 
-def connection_on(port: int, worker: int, within: float = 20.0) -> http.client.HTTPConnection:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            conn.request("GET", "/health")
-            if json.loads(conn.getresponse().read()).get("worker") == worker:
-                return conn
-        except OSError:
-            pass
-        conn.close()
-        time.sleep(0.01)
-    raise TimeoutError(f"no connection reached process {worker} within {within:g} s")
-
-
 def miss_rate(workdir: Path, torrent: Torrent, tracker: Tracker, via: int) -> tuple[float, float]:
     """A cold miss on a connection of process `via`: (seconds to the first body byte,
     MiB/s from that byte to 64 MiB)."""
     client = clients.start_streme(workdir, torrent, tracker, env={"STREME_HTTP_WORKERS": "2"})
     try:
-        conn = connection_on(client.port, via)
+        conn = connection_on(client.port, via, within=20)
         began = time.perf_counter()
         conn.request("GET", client.path, headers={"Range": f"bytes=0-{READ - 1}"})
         response = conn.getresponse()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pytest
 from streme.cli import build_parser, cli_overrides, main
 from streme.config import build_config
 from tests.conftest import INFOHASH, write_video
+from tests.served import serve, stop
 
 STREME = [sys.executable, "-m", "streme"]
 # These servers only serve the cache: P2P off, so no DHT or other traffic leaves loopback.
@@ -123,38 +121,16 @@ def test_serve_stream_and_sigterm(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     data = write_video(cache, f"{INFOHASH}-test.mp4", 2 * 1024 * 1024)
-    proc = subprocess.Popen(
-        [*STREME, "serve", "--port", "0", "--cache-dir", str(cache)],
-        env=CACHE_ONLY,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    served = serve(cache, {"STREME_P2P_ENABLED": "0"})
     try:
-        assert proc.stderr is not None
-        url = None
-        deadline = time.monotonic() + 20
-        lines = []
-        while time.monotonic() < deadline and url is None:
-            line = proc.stderr.readline()
-            lines.append(line)
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                url = match.group(1)
-        assert url is not None, lines
-        with urllib.request.urlopen(f"{url}/stream/proxy/{INFOHASH}", timeout=10) as resp:
+        url = f"{served.url}/stream/proxy/{INFOHASH}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"] == "video/mp4"
             assert resp.read() == data
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-        rest = proc.stderr.read()
-        assert "Using cached file for " + INFOHASH + " - no P2P needed" in "".join(lines) + rest
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        assert stop(served) == 0
+    assert "Using cached file for " + INFOHASH + " - no P2P needed" in served.log()
 
 
 def test_port_in_use_exits_1(tmp_path: Path) -> None:

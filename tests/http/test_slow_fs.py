@@ -10,10 +10,8 @@ and `/health`.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -23,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import INFOHASH, write_video
+from tests.served import serve, stop
 
 SLOW = INFOHASH
 WARM = "1" * 40
 COLD = "2" * 40
 DELAY_S = 3.0
-STREME = [sys.executable, "-m", "streme"]
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 
@@ -44,31 +42,11 @@ def fetch(url: str) -> tuple[bytes, float]:
 def server(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
     cache = tmp_path / "cache"
     cache.mkdir()
-    env = {**os.environ, "STREME_P2P_ENABLED": "0"}
-    proc = subprocess.Popen(
-        [*STREME, "serve", "--port", "0", "--cache-dir", str(cache)],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    served = serve(cache, {"STREME_P2P_ENABLED": "0"})  # cache hits only: no swarm here
     try:
-        assert proc.stderr is not None
-        url = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and url is None:
-            match = re.search(r"listening on (http://\S+)", proc.stderr.readline())
-            url = match.group(1) if match else None
-        assert url is not None
-        yield url, proc.pid, cache
+        yield served.url, served.proc.pid, cache
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop(served)
 
 
 def test_a_slow_open_delays_only_its_own_request(server: tuple[str, int, Path]) -> None:

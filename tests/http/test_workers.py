@@ -13,71 +13,19 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import INFOHASH, write_video
+from tests.served import Served, connection_on, serve, stop
 
-STREME = [sys.executable, "-m", "streme"]
 CACHE_ONLY = {"STREME_P2P_ENABLED": "0"}
 
 
-@dataclass
-class Served:
-    proc: subprocess.Popen[str]
-    port: int
-    lines: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-
 def start(cache: Path, env: dict[str, str], *args: str) -> Served:
-    proc = subprocess.Popen(
-        [*STREME, "serve", "--port", "0", "--cache-dir", str(cache), "--workers", "2", *args],
-        env={**os.environ, **env},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    served = Served(proc, 0)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        served.lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            served.port = int(match.group(1))
-        if "processes serve the port" in line:
-            break
-    assert served.port, served.log()
-    stderr = proc.stderr
-    served.reader = threading.Thread(target=lambda: served.lines.extend(stderr), daemon=True)
-    served.reader.start()
-    return served
-
-
-def stop(served: Served) -> int:
-    if served.proc.poll() is None:
-        served.proc.send_signal(signal.SIGTERM)
-    try:
-        return served.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        served.proc.kill()
-        served.proc.wait(timeout=10)
-        raise
-    finally:
-        if served.reader is not None:
-            served.reader.join(timeout=10)  # to the end of its output
-        if served.proc.stderr is not None:
-            served.proc.stderr.close()
+    return serve(cache, env, "--workers", "2", *args)
 
 
 def worker_pids(pid: int) -> list[int]:
@@ -90,22 +38,6 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
-
-
-def connection_on(port: int, worker: int, within: float = 10.0) -> http.client.HTTPConnection:
-    """A kept-alive connection the kernel gave to `worker` (new connections until one
-    does, for at most `within` seconds)."""
-    deadline = time.monotonic() + within
-    tries = 0
-    while time.monotonic() < deadline:
-        tries += 1
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/health")
-        if json.loads(conn.getresponse().read())["worker"] == worker:
-            return conn
-        conn.close()
-        time.sleep(0.01)
-    raise AssertionError(f"no connection reached worker {worker} in {tries} tries")
 
 
 def get(conn: http.client.HTTPConnection, path: str, **headers: str) -> tuple[int, bytes]:
