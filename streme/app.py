@@ -11,22 +11,26 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import uvloop
 
 from streme import __version__
+from streme.api.parts import Parts
+from streme.api.routes import UPLOAD_PATH, OperatorAPI, add_api_routes
 from streme.cache.index import CacheIndex
 from streme.cache.records import Origin, RecordStore, UsageRecorder
 from streme.cache.sweep import CacheSweeper
 from streme.config import Config
 from streme.descriptors import raise_limit
 from streme.handlers import StreamHandlers, build_router
-from streme.handoff import HandoffReceiver, HandoffSender
+from streme.handoff import REPORT_INTERVAL, HandoffReceiver, HandoffSender
 from streme.http.server import HTTPServer
 from streme.memory import return_large_blocks
+from streme.stats import StatsSnapshot
 from streme.workers import Workers, worker_count
 
 if TYPE_CHECKING:
@@ -79,6 +83,8 @@ class App:
             self.recorder,
             hand_off_misses=handoff is not None and config.p2p.enabled,
             worker=worker,
+            stream_token=config.http.stream_token,
+            cors_origin=config.api.cors_origin,
         )
         self.sweeper = CacheSweeper(
             self.cache_root,
@@ -87,11 +93,29 @@ class App:
             in_use=self._in_use,
             release_idle=self.engine.release_idle if self.engine is not None else None,
         )
+        self._receiver: HandoffReceiver | None = None
+        self.api: OperatorAPI | None = None
+        if handoff is None:  # a worker hands every API request to the first process
+            parts = Parts(
+                config,
+                self.index,
+                self.recorder,
+                self.sweeper,
+                self.handlers,
+                self.engine,
+                started=time.time(),
+                processes=self.worker_count,
+                worker_stats=self._worker_stats,
+            )
+            self.api = OperatorAPI(parts)
+        router = build_router(self.handlers)
+        add_api_routes(router, self.api)
         self.server = HTTPServer(
             config.http,
-            build_router(self.handlers),
+            router,
             reuse_port=self.worker_count > 1 or handoff is not None,
             handoff=handoff,
+            uploads={UPLOAD_PATH: config.api.max_torrent_bytes},
         )
         self._background: set[asyncio.Task[object]] = set()
 
@@ -108,6 +132,8 @@ class App:
             await self.server.start()
             if self.worker_count > 1:
                 await self._start_workers(loop)
+            if self._handoff is not None:
+                self._spawn(self._report_stats(self._handoff))
         except BaseException:
             await self._stop_parts()
             raise
@@ -116,8 +142,27 @@ class App:
         # The workers bind the port this process got (`--port 0` included).
         http = msgspec.structs.replace(self.config.http, port=self.server.port, workers=1)
         config = msgspec.structs.replace(self.config, http=http)
-        self.workers = Workers(config, self.worker_count, HandoffReceiver(loop, self.server.adopt))
+        self._receiver = HandoffReceiver(loop, self.server.adopt)
+        self.workers = Workers(config, self.worker_count, self._receiver)
         await self.workers.start()
+
+    def _worker_stats(self) -> list[StatsSnapshot]:
+        """The workers' latest counters (each reports every second)."""
+        if self._receiver is None:
+            return []
+        decode = msgspec.json.Decoder(StatsSnapshot).decode
+        return [decode(report) for report in self._receiver.reports.values()]
+
+    async def _report_stats(self, handoff: HandoffSender) -> None:
+        encode = msgspec.json.Encoder().encode
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            handoff.report(encode(self.handlers.stats.snapshot()))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
         if self.workers is not None:
@@ -131,6 +176,8 @@ class App:
     async def _stop_parts(self) -> None:
         if self.workers is not None:
             await self.workers.stop(0)
+        if self.api is not None:
+            await self.api.stop()
         await self.sweeper.stop()
         for task in list(self._background):
             task.cancel()
@@ -166,9 +213,7 @@ class App:
             except Exception:
                 log.exception("could not record the download of %s", infohash)
 
-        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(record())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(record())
 
 
 async def serve(config: Config) -> int:

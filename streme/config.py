@@ -111,6 +111,8 @@ class HTTPConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Processes serving the port (SO_REUSEPORT); "auto": one per core. The first owns the
     # swarm; the others answer cache hits and hand other requests to it (streme/workers.py).
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] | Literal["auto"] = 1
+    # When set, the streaming routes need `?token=<this>` (players cannot send headers).
+    stream_token: str = ""
 
 
 class CacheConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -149,8 +151,15 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # timeout for every TCP-only peer (aria2c and many others) before it dials TCP, so a
     # cache miss took 4.6 s to a first byte instead of 0.6 s (docs/decisions/0005).
     outgoing_utp: bool = False
-    # Appended to every magnet streme builds; clients can never add their own.
+    # Appended to every torrent streme adds.
     trackers: list[str] = msgspec.field(default_factory=list)
+    # Use the trackers (`tr=`) of a magnet a client sends. Off: only its infohash is used,
+    # with `trackers` above; a client's tracker URL would make the server send requests
+    # wherever the client says (server-side request forgery).
+    allow_client_trackers: bool = False
+    # Bytes/s a prefetch (a download no one reads) may take while any stream reads from
+    # the swarm, so the stream comes first (0: a prefetch pauses while streams read).
+    prefetch_rate_while_streaming: Bytes = 2 * MiB
     # host:port peers ([v6addr]:port for IPv6) connected to every torrent (LAN seed boxes,
     # tests); checked by `parse_peer` at load.
     static_peers: list[str] = msgspec.field(default_factory=list)
@@ -188,6 +197,17 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stall_timeout: PositiveSeconds = 60 * SECONDS
 
 
+class APIConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Bearer token for every /api/ route and /metrics (`Authorization: Bearer <token>`).
+    # Unset: reads are open, and POST, PUT and DELETE answer loopback clients only.
+    token: str = ""
+    # `Access-Control-Allow-Origin` on API and stream responses ("" none, "*" any, or one
+    # origin such as http://tv.lan:8080); preflight requests are answered when set.
+    cors_origin: str = ""
+    # The largest .torrent `POST /api/prefetch` accepts, bytes.
+    max_torrent_bytes: Annotated[int, msgspec.Meta(ge=1 * KiB, le=256 * MiB), Unit.SIZE] = 16 * MiB
+
+
 class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     level: LogLevel = "info"
 
@@ -196,6 +216,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     http: HTTPConfig = msgspec.field(default_factory=HTTPConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     p2p: P2PConfig = msgspec.field(default_factory=P2PConfig)
+    api: APIConfig = msgspec.field(default_factory=APIConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 

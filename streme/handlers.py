@@ -10,7 +10,9 @@ cache-hit response in flight, which the cache sweep never evicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import hmac
+from collections.abc import AsyncIterator, Callable, Coroutine
+from time import perf_counter
 from typing import Any
 
 from streme.cache.index import CacheIndex, LookupResult, LookupStatus
@@ -23,11 +25,13 @@ from streme.http.messages import (
     Handler,
     Request,
     Response,
+    StreamBody,
     error_response,
     json_response,
 )
 from streme.http.routing import Router
 from streme.logbuffer import LineLog
+from streme.stats import HIT, MISS_STREAMED, Stats
 
 # The original's per-request lines, at `info`, queued rather than written on the spot.
 lines = LineLog("streme.stream")
@@ -63,6 +67,11 @@ def parse_file_index(query: dict[str, str]) -> int | None:
     return None
 
 
+def token_matches(given: str | None, expected: str) -> bool:
+    """Compared in constant time (hmac.compare_digest), as bytes."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
 class StreamHandlers:
     def __init__(
         self,
@@ -72,8 +81,15 @@ class StreamHandlers:
         *,
         hand_off_misses: bool = False,
         worker: int | None = None,
+        stats: Stats | None = None,
+        stream_token: str = "",
+        cors_origin: str = "",
     ) -> None:
         self.index = index
+        self.stats = stats if stats is not None else Stats()
+        self.stream_token = stream_token  # http.stream_token: `?token=` on stream routes
+        # api.cors_origin, on every stream response when set.
+        self._cors = [(b"Access-Control-Allow-Origin", cors_origin.encode())] if cors_origin else []
         self.on_miss = on_miss
         # In a worker process: a miss goes to the engine's process with its connection.
         self.hand_off_misses = hand_off_misses
@@ -92,9 +108,12 @@ class StreamHandlers:
     ) -> Callable[[], None]:
         """Hold `infohash` in `serving` (never evicted) until the response lets go."""
         self.serving[infohash] = self.serving.get(infohash, 0) + 1
+        stats = self.stats
+        stats.serving += 1
 
         def released() -> None:
             release()
+            stats.serving -= 1
             left = self.serving[infohash] - 1
             if left:
                 self.serving[infohash] = left
@@ -107,8 +126,41 @@ class StreamHandlers:
         self, on_miss: MissHandler, request: Request, infohash: str, file_index: int | None
     ) -> Response:
         response = await on_miss(request, infohash, file_index)
+        stats = self.stats
+        if response.error:
+            outcome = "miss_failed" if response.status >= 500 else "rejected"
+            stats.count(("stream", outcome, response.error))
+        else:
+            stats.count(MISS_STREAMED)
+            if isinstance(response.body, StreamBody) and request.method == "GET":
+                self._observe_swarm(response.body, request.received)
         self._served(request, infohash, response)
+        self._with_cors(response)
         return response
+
+    def _observe_swarm(self, body: StreamBody, received: float) -> None:
+        """Count a swarm stream's bytes as they go out, and time its first one."""
+        produce, stats = body.open, self.stats
+
+        async def observed() -> AsyncIterator[bytes]:
+            first = True
+            async for chunk in produce():
+                if first:
+                    stats.first_byte("swarm", perf_counter() - received)
+                    first = False
+                stats.served("swarm", len(chunk))
+                yield chunk
+
+        body.open = observed
+
+    def _with_cors(self, response: Response) -> Response:
+        if self._cors:
+            response.headers.extend(self._cors)
+        return response
+
+    def _rejected(self, status: int, code: str, message: str) -> Response:
+        self.stats.count(("stream", "rejected", code))
+        return self._with_cors(error_response(status, code, message))
 
     def health(self, request: Request, params: dict[str, str]) -> Response:
         if self.worker is None:
@@ -118,14 +170,18 @@ class StreamHandlers:
     def stream(
         self, request: Request, params: dict[str, str]
     ) -> Answer | Coroutine[Any, Any, Answer]:
+        if self.stream_token and not token_matches(request.query.get("token"), self.stream_token):
+            return self._rejected(
+                401, "stream_token", "this server needs ?token= on stream URLs (http.stream_token)"
+            )
         try:
             infohash = parse_infohash(params["infohash"])
         except InvalidInfohash as exc:
-            return error_response(400, "invalid_infohash", str(exc))
+            return self._rejected(400, "invalid_infohash", str(exc))
         try:
             file_index = parse_file_index(request.query)
         except BadFileIndex as exc:
-            return error_response(400, "invalid_file_index", str(exc))
+            return self._rejected(400, "invalid_file_index", str(exc))
 
         result = self.index.lookup_now(infohash, file_index)
         if result is None:  # the answer needs the filesystem: off the event loop
@@ -163,10 +219,15 @@ class StreamHandlers:
                 content_type=cached.content_type,
                 release=self._serve_until_released(infohash, cached.release),
             )
+            stats = self.stats
+            stats.count(HIT)
+            if request.method == "GET" and response.status in (200, 206):
+                stats.served("cache", response.content_length)
+                stats.first_byte("cache", perf_counter() - request.received)
             self._served(request, infohash, response)
-            return response
+            return self._with_cors(response)
         if result.status is LookupStatus.FILE_NOT_FOUND:
-            return error_response(404, "file_not_found", result.detail)
+            return self._rejected(404, "file_not_found", result.detail)
         lines.info("No cached file found for infoHash: %s", infohash)
         if self.on_miss is not None:
             return self._from_swarm(self.on_miss, request, infohash, file_index)
@@ -178,7 +239,7 @@ class StreamHandlers:
         )
         if result.detail:
             message = f"{message}: {result.detail}"
-        return error_response(404, "not_cached", message)
+        return self._rejected(404, "not_cached", message)
 
 
 def build_router(handlers: StreamHandlers) -> Router[Handler]:

@@ -30,8 +30,11 @@ log = logging.getLogger("streme.workers")
 MAX_MESSAGE = 2 * 1024 * 1024 + 64 * 1024
 
 Adopt = Callable[[socket.socket, bytes], None]
-# The one message without a connection: the worker listens and answers (sent once).
+# The messages without a connection: the worker listens and answers (sent once); and
+# the worker's counters (streme.stats), every `REPORT_INTERVAL` seconds.
 READY = b"ready"
+REPORT = b"stats:"
+REPORT_INTERVAL = 1.0
 
 
 def socket_pair() -> tuple[socket.socket, socket.socket]:
@@ -55,6 +58,12 @@ class HandoffSender:
     def ready(self) -> None:
         """Tell the engine's process this worker is serving the port."""
         self._sock.send(READY)
+
+    def report(self, payload: bytes) -> None:
+        """Send this worker's counters (dropped when the pair is full: the next one
+        carries the same totals)."""
+        with contextlib.suppress(BlockingIOError):
+            self._sock.send(REPORT + payload)
 
     def send(self, fd: int, data: bytes) -> None:
         """Send the connection `fd` and the bytes read from it; raises OSError."""
@@ -90,6 +99,7 @@ class HandoffReceiver:
         self._adopt = adopt
         self._socks: dict[int, socket.socket] = {}
         self._on_ready: dict[int, Callable[[], None]] = {}
+        self.reports: dict[int, bytes] = {}  # each worker's latest counters, by channel
         self.received = 0
 
     def add(self, sock: socket.socket, on_ready: Callable[[], None]) -> None:
@@ -103,6 +113,7 @@ class HandoffReceiver:
     def remove(self, sock: socket.socket) -> None:
         fd = sock.fileno()
         self._on_ready.pop(fd, None)
+        self.reports.pop(fd, None)
         if self._socks.pop(fd, None) is not None:
             self._loop.remove_reader(fd)
         sock.close()
@@ -124,6 +135,9 @@ class HandoffReceiver:
             if not data and not fds:  # the worker is gone
                 self.remove(sock)
                 return
+            if not fds and data.startswith(REPORT):
+                self.reports[sock.fileno()] = data[len(REPORT) :]
+                continue
             if not fds:
                 on_ready = self._on_ready.pop(sock.fileno(), None)
                 if data == READY and on_ready is not None:

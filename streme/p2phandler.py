@@ -19,22 +19,12 @@ from streme.config import P2PConfig
 from streme.http.messages import Request, Response, StreamBody, error_response
 from streme.http.ranges import ByteRange
 from streme.http.representation import Representation, plan
+from streme.p2perrors import p2p_error_response
 from streme.torrent.engine import Engine
 from streme.torrent.errors import CoolingDown, P2PError
 from streme.torrent.stream import RangeReader
 
 log = logging.getLogger("streme.p2p")
-
-# The HTTP answer to each P2P failure code (`streme.torrent.errors`); others are 502.
-STATUS_FOR_CODE = {
-    "metadata_timeout": 504,
-    "no_peers": 504,
-    "stalled": 504,
-    "cooldown": 503,
-    "capacity": 503,
-    "shutting_down": 503,
-    "disk_full": 507,
-}
 
 
 async def stream_from_swarm(
@@ -47,12 +37,10 @@ async def stream_from_swarm(
 ) -> Response:
     try:
         torrent = await engine.torrent(infohash)
-    except CoolingDown as exc:
-        retry = [(b"Retry-After", str(exc.retry_after).encode())]
-        return error_response(STATUS_FOR_CODE[exc.code], exc.code, str(exc), retry)
     except P2PError as exc:
-        log.warning("No P2P stream for %s: %s", infohash, exc)
-        return error_response(STATUS_FOR_CODE.get(exc.code, 502), exc.code, str(exc))
+        if not isinstance(exc, CoolingDown):
+            log.warning("No P2P stream for %s: %s", infohash, exc)
+        return p2p_error_response(exc)
     meta = torrent.meta
     assert meta is not None
     if file_index is None:

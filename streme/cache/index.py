@@ -176,6 +176,10 @@ class CacheIndex:
         self._meta[infohash] = meta
         return meta
 
+    def names_of(self, infohash: str) -> dict[str, bool]:
+        """The cache root's entries carrying `infohash` (name -> is a directory), a copy."""
+        return dict(self._names.get(infohash) or {})
+
     def _ticket(self, infohash: str) -> tuple[int, int]:
         """Changes when the index forgets `infohash`: an answer found across a change is
         served, not kept."""

@@ -65,6 +65,8 @@ class CacheSweeper:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.last: SweepResult | None = None
+        self.titles: int | None = None  # titles on disk at the last sweep
+        self.evictions: dict[str, int] = {}  # by reason since start ("request": the API)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,7 +121,10 @@ class CacheSweeper:
             await self._release_idle()
         return (await self.sweep("free space", need)).freed
 
-    async def sweep(self, why: str = "requested", need: int = 0) -> SweepResult:
+    async def sweep(
+        self, why: str = "requested", need: int = 0, *, dry_run: bool = False
+    ) -> SweepResult:
+        """One sweep; with `dry_run`, what it would evict, evicting nothing."""
         async with self._lock:
             try:
                 await self.recorder.flush()
@@ -140,11 +145,17 @@ class CacheSweeper:
                     evict_hand_placed=self.config.evict_hand_placed,
                 ),
             )
+            if dry_run:
+                planned = tuple(e.infohash for e in plan.evictions)
+                freed = sum(e.bytes for e in plan.evictions)
+                usage = sum(t.bytes for t in titles.values()) - freed
+                return SweepResult(freed, planned, usage, free + freed, plan.satisfied)
             evicted = await self._evict(plan, titles, records)
             freed = sum(e.bytes for e in plan.evictions if e.infohash in evicted)
             usage = sum(t.bytes for t in titles.values()) - freed
             result = SweepResult(freed, evicted, usage, free + freed, plan.satisfied)
             self.last = result
+            self.titles = len(titles) - len(evicted)
             if not plan.satisfied:
                 log.warning(
                     "the cache is still over its limits after the sweep (%d bytes used, cap %d;"
@@ -176,6 +187,8 @@ class CacheSweeper:
                 continue
             await asyncio.to_thread(remove_title, titles[infohash], self.root)
             done.append(infohash)
+            reason = eviction.reason.value
+            self.evictions[reason] = self.evictions.get(reason, 0) + 1
             record = records[infohash]
             last = record.last_served
             log.warning(
@@ -193,18 +206,19 @@ class CacheSweeper:
                 log.warning("sweep: evicted titles still in the records (%s)", exc)
         return tuple(done)
 
-    async def remove(self, infohash: str) -> bool:
+    async def remove(self, infohash: str) -> int | None:
         """Delete one title whole, whatever uses it (responses in flight finish from
-        their open files); False when it is not on disk. For operators and tests."""
+        their open files); the bytes freed, or None when it is not on disk."""
         async with self._lock:
             titles = await asyncio.to_thread(scan_titles, self.root)
             title = titles.get(infohash)
             if title is None:
-                return False
+                return None
             await asyncio.to_thread(remove_title, title, self.root)
             await self.recorder.run(lambda store: store.remove([infohash]))
+            self.evictions["request"] = self.evictions.get("request", 0) + 1
             log.warning("removed %s (%d bytes) on request", infohash, title.bytes)
-            return True
+            return title.bytes
 
 
 def reconcile(store: RecordStore, titles: dict[str, TitleOnDisk]) -> dict[str, TitleRecord]:

@@ -29,13 +29,14 @@ How this works:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 import h11
 
 from streme.http.messages import Request
-from streme.http.requestcheck import Refusal, refusal, wants_continue
+from streme.http.requestcheck import Refusal, body_too_large, refusal, wants_continue
 
 # RFC 9112 2.2: empty lines before a request line are ignored (nginx skips any CR and LF).
 EMPTY_LINES: Final = b"\r\n"
@@ -48,6 +49,9 @@ class Limits:
     max_requests: int  # per connection
     head_timeout: float  # seconds from a request's first byte to its end
     idle_timeout: float  # seconds idle between requests
+    # POST targets (paths, no query) that take larger bodies, and their caps in bytes
+    # (a .torrent uploaded to the API); every other request gets `max_body_bytes`.
+    uploads: Mapping[str, int] = field(default_factory=dict)
 
 
 class Signal(enum.Enum):
@@ -86,6 +90,8 @@ class HTTPConnection:
     """See the module docstring. `now` is a monotonic clock in seconds."""
 
     __slots__ = (
+        "_body",
+        "_body_limit",
         "_body_seen",
         "_closing",
         "_keep_alive",
@@ -108,6 +114,8 @@ class HTTPConnection:
         self._started = False  # bytes of the next request have arrived
         self._pending: Request | None = None  # a head whose body is still coming
         self._body_seen = 0
+        self._body_limit = limits.max_body_bytes
+        self._body: list[bytes] = []
         self._keep_alive = True
         self._closing = False
         self._keep_raw = keep_raw
@@ -163,16 +171,16 @@ class HTTPConnection:
             elif kind is h11.Data:
                 assert isinstance(event, h11.Data)
                 self._body_seen += len(event.data)
-                if self._body_seen > self._limits.max_body_bytes:
-                    return self._refuse(
-                        Refusal(
-                            413, "body_too_large", "request bodies are not accepted on this route"
-                        )
-                    )
+                if self._body_seen > self._body_limit:
+                    return self._refuse(body_too_large(self._body_limit))
+                self._body.append(bytes(event.data))
             elif kind is h11.EndOfMessage:
                 request = self._pending
                 assert request is not None
                 self._pending = None
+                if self._body:
+                    request.body = b"".join(self._body)
+                    self._body = []
                 self._start_response()
                 return Ready(request)
             elif kind is h11.ConnectionClosed:
@@ -197,6 +205,11 @@ class HTTPConnection:
             and "close" in (token.strip().lower() for token in connection.split(","))
         )
         self._body_seen = 0
+        self._body = []
+        self._body_limit = self._limits.max_body_bytes
+        if self._limits.uploads and event.method == b"POST":
+            path = event.target.partition(b"?")[0].decode("latin-1")
+            self._body_limit = self._limits.uploads.get(path, self._body_limit)
         self._pending = Request(
             event.method.decode("ascii", "replace"), event.target.decode("latin-1"), "", "", headers
         )
@@ -207,7 +220,7 @@ class HTTPConnection:
             headers,
             head_size,
             max_head_bytes=self._limits.max_head_bytes,
-            max_body_bytes=self._limits.max_body_bytes,
+            max_body_bytes=self._body_limit,
         )
         if refused is not None:
             return self._refuse(refused)

@@ -18,6 +18,9 @@ class Request:
     path: str  # percent-decoded path
     query_string: str
     headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
+    body: bytes = b""  # the request's content (bounded: http.max_body_bytes, or an upload cap)
+    client: str = ""  # the client's address (IP), set by the connection
+    received: float = 0.0  # time.perf_counter() when the request was complete
     _query: dict[str, str] | None = field(default=None, repr=False)
 
     @property
@@ -94,6 +97,7 @@ class Response:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: Body = b""
+    error: str = ""  # the error's code, for a JSON error (error_response)
 
     @property
     def content_length(self) -> int:
@@ -138,4 +142,6 @@ def error_response(
     status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> Response:
     """The JSON error every route answers with: {"error": "<code>", "message": "..."}."""
-    return json_response(status, _ErrorBody(code, message), headers)
+    response = json_response(status, _ErrorBody(code, message), headers)
+    response.error = code
+    return response

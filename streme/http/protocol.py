@@ -76,6 +76,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._flow: FlowControl | None = None
         self._sender: BodySender | None = None
         self._peer = "-"
+        self._client = ""  # the client's IP address
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._request: Request | None = None
@@ -102,6 +103,7 @@ class HTTPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._peer = f"{peer[0]}:{peer[1]}"
+            self._client = str(peer[0])
         if not self._state.admit(self):
             if self._state.refused == 1 or self._state.refused % 1000 == 0:
                 log.warning(
@@ -201,7 +203,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _dispatch(self, request: Request) -> None:
         self._request = request
-        self._request_started = time.perf_counter()
+        request.client = self._client
+        self._request_started = request.received = time.perf_counter()
         result = dispatch(self._state.router, request)
         if isinstance(result, Response):
             self._respond(result)

@@ -72,8 +72,12 @@ def refusal(
             return Refusal(400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request")
     length = headers.get("content-length")
     if length is not None and declared_length(length) > max_body_bytes:
-        return Refusal(413, "body_too_large", "request bodies are not accepted on this route")
+        return body_too_large(max_body_bytes)
     return None
+
+
+def body_too_large(limit: int) -> Refusal:
+    return Refusal(413, "body_too_large", f"the request body is over this route's {limit} bytes")
 
 
 def declared_length(value: str) -> int:

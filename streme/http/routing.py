@@ -57,12 +57,19 @@ class Router(Generic[H]):
         handlers = {m.upper(): handler for m in methods}
         if "GET" in handlers:
             handlers.setdefault("HEAD", handler)
+        if 0 in captures:
+            raise ValueError(f"route pattern must start with a literal segment: {pattern!r}")
+        same = self._exact.get(pattern) if not captures else None
+        if captures:
+            key = (len(segments), segments[0])
+            same = next((r for r in self._patterned.get(key, ()) if r.segments == segments), None)
+        if same is not None:  # more methods for a pattern already routed
+            same.handlers.update(handlers)
+            return
         route = _Route(segments, captures, names, handlers)
         if not captures:
             self._exact[pattern] = route
         else:
-            if 0 in captures:
-                raise ValueError(f"route pattern must start with a literal segment: {pattern!r}")
             self._patterned.setdefault((len(segments), segments[0]), []).append(route)
 
     def resolve(self, method: str, path: str) -> Match[H] | NotFound | MethodNotAllowed:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Mapping
 
 from streme.config import HTTPConfig
 from streme.http.messages import Handler
@@ -30,8 +31,10 @@ class HTTPServer:
         *,
         reuse_port: bool = False,
         handoff: HandoffChannel | None = None,
+        uploads: Mapping[str, int] | None = None,
     ) -> None:
         self.config = config
+        self.uploads = dict(uploads or {})  # POST path -> its body cap (bytes)
         self.router = router
         self.reuse_port = reuse_port  # other processes listen on the same port
         self.handoff = handoff
@@ -41,7 +44,7 @@ class HTTPServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        state = ServerState(self.config, self.router, loop, self.handoff)
+        state = ServerState(self.config, self.router, loop, self.handoff, self.uploads)
         self._state = state
         self._server = await loop.create_server(
             lambda: HTTPProtocol(state),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from streme.config import HTTPConfig
@@ -41,6 +42,7 @@ class ServerState:
         router: Router[Handler],
         loop: asyncio.AbstractEventLoop,
         handoff: HandoffChannel | None = None,
+        uploads: Mapping[str, int] | None = None,
     ) -> None:
         self.config = config
         self.handoff = handoff  # set in a worker process (--workers N)
@@ -53,6 +55,7 @@ class ServerState:
             max_requests=config.max_requests_per_connection,
             head_timeout=config.request_head_timeout,
             idle_timeout=config.keep_alive_timeout,
+            uploads=dict(uploads or {}),
         )
         self.connections: set[Connection] = set()
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -75,6 +75,11 @@ class ActiveTorrent:
     waiting: int = 0  # requests inside `Engine.torrent()` (waiting for the metadata)
     # Loop time of the last request for this torrent (a HEAD counts): idle is measured from it.
     last_request: float = 0.0
+    added_at: float = 0.0  # loop time it joined the session
+    # Downloading with no reader (`POST /api/prefetch`, `streme fetch`) until every
+    # wanted file is published; throttled while other torrents have readers.
+    prefetch: bool = False
+    throttled: bool = False
     idle_timer: asyncio.TimerHandle | None = None
     # Buffer statistics of the last finished readers (tests and diagnostics).
     reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))

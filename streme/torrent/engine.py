@@ -17,7 +17,12 @@ How this works:
   with no P2P. The storage itself is not moved (moving it under readers served zeros
   from pieces being read during the move).
 - `snapshot()` describes every torrent in the session (state, readers, progress) for
-  tests and the API.
+  tests and the API; `transfer_totals()` counts the bytes of those that left too.
+- `prefetch()` downloads files with no reader (the API's prefetch, `streme fetch`): the
+  torrent stays in use until they are published, and while any other torrent has a
+  reader it is held to `p2p.prefetch_rate_while_streaming`, so a stream comes first.
+- `remove()` takes a torrent out at once and deletes its download (the API's forced
+  DELETE): its readers' responses end.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Awaitable, Callable
 
 import libtorrent as lt
 
+from streme.cache.lookup import default_torrent_files
 from streme.cache.publish import download_dir, incomplete_root, publish
 from streme.cache.torrentmeta import parse_torrent
 from streme.config import P2PConfig, parse_peer
@@ -85,6 +91,9 @@ class Engine:
         self._departures = Departures(self._session, self._resume.save, self._delete_download)
         self._space = SpaceRecovery(make_room, self._is_current, self._give_up_for_space)
         self._next_reader = 0
+        self._departed_totals = [0, 0]  # payload bytes down, up of torrents that left
+        # Why the last prefetch of each torrent failed (the API shows it until the next).
+        self.prefetch_errors: dict[str, P2PError] = {}
         self._static_peers = [parse_peer(p) for p in config.static_peers]  # checked at load
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -129,7 +138,7 @@ class Engine:
         return self._next_reader
 
     # -- torrents ------------------------------------------------------------------------
-    async def torrent(self, infohash: str) -> ActiveTorrent:
+    async def torrent(self, infohash: str, trackers: tuple[str, ...] = ()) -> ActiveTorrent:
         """The torrent with its metadata, added once however many requests ask.
 
         Nothing is downloaded until a reader calls `want_file`, so a HEAD costs only
@@ -144,7 +153,7 @@ class Engine:
                 self._check_admission(infohash)
                 task = self._adding.get(infohash)
                 if task is None:
-                    task = self._loop.create_task(self._add(infohash))
+                    task = self._loop.create_task(self._add(infohash, trackers))
                     self._adding[infohash] = task
                     task.add_done_callback(lambda _t: self._adding.pop(infohash, None))
                 try:
@@ -213,8 +222,12 @@ class Engine:
         if active.idle_timer is not None:
             active.idle_timer.cancel()
         if self._torrents.get(active.infohash) is active:
+            self._count_departure(active)
             del self._torrents[active.infohash]
             self._departures.remove(active)
+        if active.prefetch:
+            active.prefetch = False
+            self.prefetch_errors[active.infohash] = error
         if cooldown:
             assert self._loop is not None
             self._failed_at[active.infohash] = self._loop.time()
@@ -231,14 +244,18 @@ class Engine:
                 ),
             )
 
-    async def _add(self, infohash: str) -> ActiveTorrent:
+    async def _add(self, infohash: str, trackers: tuple[str, ...] = ()) -> ActiveTorrent:
         log.info("Attempting P2P stream for hash: %s", infohash)
         params = add_params(self.config, self.cache_root, infohash, self._static_peers)
+        for url in trackers:  # a client's own (p2p.allow_client_trackers)
+            if url not in params.trackers:
+                params.trackers.append(url)
         handle = self._session.add(params)
         active = ActiveTorrent(infohash, handle, self.find_peers, self._readers_changed)
         active.parked = bool(params.flags & lt.torrent_flags.paused)
         self._torrents[infohash] = active
         active.last_request = self._loop.time() if self._loop is not None else 0.0
+        active.added_at = active.last_request
         assert self._loop is not None
         self._loop.call_later(self.config.no_peers_timeout, self._check_peers, active)
         if handle.status().has_metadata:
@@ -269,7 +286,8 @@ class Engine:
         if active.idle_timer is not None:
             active.idle_timer.cancel()
             active.idle_timer = None
-        if not (active.active_readers or active.waiting) and active.failed is None:
+        self._balance()
+        if is_idle(active):
             assert self._loop is not None
             active.idle_timer = self._loop.call_later(
                 self.config.idle_timeout, self._idle_expired, active
@@ -308,6 +326,7 @@ class Engine:
         if active.idle_timer is not None:
             active.idle_timer.cancel()
             active.idle_timer = None
+        self._count_departure(active)
         del self._torrents[active.infohash]
         return self._departures.leave(active, why)
 
@@ -326,6 +345,90 @@ class Engine:
     def in_use(self) -> set[str]:
         """Infohashes whose data libtorrent holds (in the session, or on their way out)."""
         return set(self._torrents) | set(self._adding) | self._departures.busy()
+
+    # -- prefetch --------------------------------------------------------------------------
+    async def prefetch(
+        self,
+        infohash: str,
+        files: list[int] | None,
+        video_extensions: list[str],
+        trackers: tuple[str, ...] = (),
+    ) -> ActiveTorrent:
+        """Download `files` (None: the torrent's videos, else all its files) with no
+        reader; published into the cache like a streamed download. Returns once they are
+        wanted (after the metadata); raises the torrent's P2PError, or IndexError for a
+        file index out of range."""
+        self.prefetch_errors.pop(infohash, None)
+        try:
+            active = await self.torrent(infohash, trackers)
+        except P2PError as exc:
+            self.prefetch_errors[infohash] = exc
+            raise
+        meta = active.meta
+        assert meta is not None
+        if files is None:
+            chosen = [f.index for f in default_torrent_files(meta, video_extensions)]
+            files = chosen or [f.index for f in meta.files]
+        bad = [i for i in files if not 0 <= i < len(meta.files)]
+        if bad:
+            raise IndexError(
+                f"file={bad[0]} is out of range: the torrent has {len(meta.files)} file(s)"
+            )
+        if set(files) <= active.published:
+            return active  # already in the cache
+        active.prefetch = True
+        for index in files:
+            active.want_file(index)
+        self._readers_changed(active)
+        log.info("prefetching %s: file(s) %s", infohash, ", ".join(map(str, sorted(files))))
+        return active
+
+    def _balance(self) -> None:
+        """Hold prefetches to `prefetch_rate_while_streaming` while any torrent has a
+        reader; let them go at full rate when none has."""
+        limit = self.config.prefetch_rate_while_streaming
+        if not limit:
+            return
+        streaming = any(t.active_readers for t in self._torrents.values())
+        for t in self._torrents.values():
+            throttle = streaming and t.prefetch and not t.active_readers
+            if throttle == t.throttled or not t.handle.is_valid():
+                continue
+            t.throttled = throttle
+            full = self.config.download_rate_limit or -1  # -1: libtorrent's "no limit"
+            t.handle.set_download_limit(limit if throttle else full)
+
+    def remove(self, infohash: str, why: str) -> asyncio.Task[None] | None:
+        """Take `infohash` out of the session now, ending its readers' responses, and
+        delete its download; None when it is not in the session."""
+        active = self._torrents.get(infohash)
+        task = self._adding.get(infohash)
+        if task is not None:
+            task.cancel()
+        if active is None:
+            return None
+        active.fail_waiters(ShuttingDown(f"{infohash} was removed: {why}"))
+        active.prefetch = False
+        active.failed = ShuttingDown(f"{infohash} was removed: {why}")
+        leaving = self._start_leaving(active, why)
+        leaving.add_done_callback(lambda _t: self._delete_download(infohash))
+        return leaving
+
+    def transfer_totals(self) -> tuple[int, int]:
+        """Payload bytes (downloaded, uploaded) since start, torrents that left included."""
+        down, up = self._departed_totals
+        for active in self._torrents.values():
+            if active.handle.is_valid():
+                status = active.handle.status()
+                down += int(status.total_payload_download)
+                up += int(status.total_payload_upload)
+        return down, up
+
+    def _count_departure(self, active: ActiveTorrent) -> None:
+        if active.handle.is_valid():
+            status = active.handle.status()
+            self._departed_totals[0] += int(status.total_payload_download)
+            self._departed_totals[1] += int(status.total_payload_upload)
 
     # -- a full disk -----------------------------------------------------------------------
     def _is_current(self, active: ActiveTorrent) -> bool:
@@ -353,11 +456,17 @@ class Engine:
     # -- snapshot ------------------------------------------------------------------------
     def snapshot(self) -> list[TorrentSnapshot]:
         """Every torrent in the session (one `status()` call each: ~50-80 µs)."""
-        return [describe(active) for active in self._torrents.values()]
+        now = self._loop.time() if self._loop is not None else 0.0
+        return [describe(active, now) for active in self._torrents.values()]
 
     def torrent_snapshot(self, infohash: str) -> TorrentSnapshot | None:
         active = self._torrents.get(infohash)
-        return None if active is None else describe(active)
+        now = self._loop.time() if self._loop is not None else 0.0
+        return None if active is None else describe(active, now)
+
+    def adding(self, infohash: str) -> bool:
+        """Being added (before its handle exists)."""
+        return infohash in self._adding
 
     # -- alerts --------------------------------------------------------------------------
     def _handle(self, alert: lt.alert) -> None:
@@ -429,13 +538,19 @@ class Engine:
         active.published.update(published)
         if not active.wanted_files - active.published:
             delete_resume(self.incomplete_root, active.infohash)
+            if active.prefetch:  # done: the idle clock may run now
+                active.prefetch = False
+                log.info("prefetch of %s finished", active.infohash)
+                self._readers_changed(active)
         if published and self._on_published is not None:
             self._on_published(active.infohash)
 
 
 def is_idle(active: ActiveTorrent) -> bool:
-    """No reader, no request waiting, not failed: nothing would notice it leave."""
-    return not (active.active_readers or active.waiting) and active.failed is None
+    """No reader, no request waiting, no prefetch, not failed: nothing would notice it
+    leave."""
+    busy = active.active_readers or active.waiting or active.prefetch
+    return not busy and active.failed is None
 
 
 def alert_infohash(alert: lt.torrent_alert) -> str | None:

@@ -27,11 +27,24 @@ class TorrentSnapshot:
     peers: int
     pending_deadlines: int
     reader_stats: tuple[BufferStats, ...]
+    prefetch: bool = False  # downloading with no reader (a prefetch)
+    active_seconds: float = 0.0  # since it joined the session
+    files: tuple[FileProgress, ...] = ()  # the wanted files
 
 
-def describe(active: ActiveTorrent) -> TorrentSnapshot:
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    index: int
+    path: str  # inside the torrent, '/'-separated
+    size: int
+    done: int  # verified bytes on disk
+
+
+def describe(active: ActiveTorrent, now: float = 0.0) -> TorrentSnapshot:
+    """`now`: the loop's time, for `active_seconds`."""
     status = active.handle.status()
     meta = active.meta
+    files: tuple[FileProgress, ...] = ()
     if meta is None:
         state, progress = "metadata", 0.0
     else:
@@ -41,6 +54,10 @@ def describe(active: ActiveTorrent) -> TorrentSnapshot:
         if wanted:
             file_progress = active.handle.file_progress()
             done = sum(file_progress[f.raw_index] for f in wanted)
+            files = tuple(
+                FileProgress(f.index, "/".join(f.path), f.length, file_progress[f.raw_index])
+                for f in wanted
+            )
         progress = done / total if total else 0.0
         complete = bool(wanted) and not active.wanted_files - active.published
         state = "complete" if complete else "downloading"
@@ -60,4 +77,7 @@ def describe(active: ActiveTorrent) -> TorrentSnapshot:
         peers=int(status.num_peers),
         pending_deadlines=active.pending_deadlines,
         reader_stats=tuple(active.reader_stats),
+        prefetch=active.prefetch,
+        active_seconds=max(0.0, now - active.added_at) if now else 0.0,
+        files=files,
     )

@@ -1,0 +1,187 @@
+"""`/api/cache`: the titles in the cache, one title, deleting, pinning, pruning.
+
+How this works: the list comes from the usage records (sqlite, on the records' thread),
+sorted and paged here; each listed title is then looked up in the cache index (the same
+lookup a stream does, off the loop) for its files and whether it is complete. Deleting
+goes through the cache sweeper, as an eviction does (unlink only: a response reading the
+file finishes from its open descriptor); a title in use is refused with 409 unless
+`?force=1`, which first takes it out of the swarm (its swarm readers' responses end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from streme.api.parts import Parts
+from streme.api.views import (
+    SORTS,
+    CacheEntry,
+    CachePage,
+    FileView,
+    cache_entry,
+    files_of,
+    page_after,
+    sort_records,
+    stream_url,
+)
+from streme.cache.finder import read_metadata
+from streme.cache.index import LookupStatus
+from streme.cache.infohash import InvalidInfohash, parse_infohash
+from streme.cache.publish import incomplete_root
+from streme.cache.records import Origin, TitleRecord
+from streme.cache.torrentmeta import TorrentMeta
+from streme.http.messages import Request, Response, error_response, json_response
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def infohash_param(params: dict[str, str]) -> str | Response:
+    try:
+        return parse_infohash(params["infohash"])
+    except InvalidInfohash as exc:
+        return error_response(400, "invalid_infohash", str(exc))
+
+
+def flag(request: Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in TRUE_WORDS
+
+
+class CacheAPI:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    async def metadata(self, infohash: str) -> TorrentMeta | None:
+        """The title's `.torrent` in the cache, parsed (off the loop)."""
+        names = self.parts.index.names_of(infohash)
+        return await asyncio.to_thread(read_metadata, self.parts.cache_root, infohash, names)
+
+    async def describe(self, record: TitleRecord, *, each_file: bool = False) -> CacheEntry:
+        """The record with its files (from its .torrent, or the file the index serves)
+        and whether its default file is served from the cache with nothing pending."""
+        index, infohash = self.parts.index, record.infohash
+        meta = await self.metadata(infohash)
+        result = await index.lookup_async(infohash)
+        name = meta.name if meta is not None else ""
+        if result.file is not None:
+            cached = result.file
+            default = FileView(
+                None,
+                os.path.basename(cached.path),
+                cached.size,
+                cached.content_type,
+                stream_url(infohash, None),
+            )
+            cached.release()
+            name = name or default.path
+        files = files_of(meta) if meta is not None else []
+        if not files and result.status is LookupStatus.HIT:
+            files = [default]
+        if each_file and meta is not None:
+            for view in files:
+                found = await index.lookup_async(infohash, view.index)
+                view.cached = found.status is LookupStatus.HIT
+                if found.file is not None:
+                    found.file.release()
+        resume = os.path.join(incomplete_root(self.parts.cache_root), f"{infohash}.resume")
+        pending = await asyncio.to_thread(os.path.exists, resume)
+        complete = result.status is LookupStatus.HIT and not pending
+        return cache_entry(record, files, complete, name)
+
+    async def _records(self) -> dict[str, TitleRecord]:
+        return await self.parts.recorder.run(lambda store: store.titles())
+
+    async def _record(self, infohash: str) -> TitleRecord | None:
+        """The title's record; one made up from the disk for a title the sweep has not
+        recorded yet (placed by hand since), None if it is not in the cache."""
+        await self.parts.recorder.flush()
+        record = await self.parts.recorder.run(lambda store: store.get(infohash))
+        if record is not None:
+            return record
+        if not self.parts.index.names_of(infohash):
+            return None
+        return TitleRecord(infohash, "", 0, Origin.HAND_PLACED, time.time(), None, 0, 0, False)
+
+    async def list(self, request: Request, params: dict[str, str]) -> Response:
+        query = request.query
+        sort = query.get("sort", "last_served")
+        if sort not in SORTS:
+            return error_response(400, "invalid_sort", f"sort must be one of {', '.join(SORTS)}")
+        raw_limit = query.get("limit", str(DEFAULT_LIMIT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            return error_response(
+                400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}"
+            )
+        await self.parts.recorder.flush()
+        ordered = sort_records(list((await self._records()).values()), sort)
+        start, end = page_after(ordered, query.get("after"), int(raw_limit))
+        entries = [await self.describe(record) for record in ordered[start:end]]
+        following = ordered[end - 1].infohash if end < len(ordered) and end > start else None
+        return json_response(200, CachePage(entries, len(ordered), following))
+
+    async def get(self, request: Request, params: dict[str, str]) -> Response:
+        infohash = infohash_param(params)
+        if isinstance(infohash, Response):
+            return infohash
+        record = await self._record(infohash)
+        if record is None:
+            return error_response(404, "not_cached", f"{infohash} is not in the cache")
+        return json_response(200, await self.describe(record, each_file=True))
+
+    def _users(self, infohash: str) -> str:
+        """What holds the title now, in words ("" when nothing)."""
+        serving = self.parts.handlers.serving.get(infohash, 0)
+        engine = self.parts.engine
+        held = engine is not None and infohash in engine.in_use()
+        why = []
+        if serving:
+            why.append(f"{serving} response(s) are being served from the cache")
+        if held:
+            why.append("the swarm engine holds it (downloading or streaming)")
+        return "; ".join(why)
+
+    async def delete(self, request: Request, params: dict[str, str]) -> Response:
+        infohash = infohash_param(params)
+        if isinstance(infohash, Response):
+            return infohash
+        users = self._users(infohash)
+        if users and not flag(request, "force"):
+            return error_response(
+                409, "in_use", f"{infohash} is in use: {users}; add ?force=1 to delete it anyway"
+            )
+        engine = self.parts.engine
+        if engine is not None:
+            leaving = engine.remove(infohash, "deleted through the API")
+            if leaving is not None:
+                await leaving
+        removed = await self.parts.sweeper.remove(infohash)
+        if removed is None:
+            return error_response(404, "not_cached", f"{infohash} is not in the cache")
+        return json_response(200, {"removed": infohash, "bytes": removed, "forced": bool(users)})
+
+    async def pin(self, request: Request, params: dict[str, str]) -> Response:
+        infohash = infohash_param(params)
+        if isinstance(infohash, Response):
+            return infohash
+        pinned = request.method == "PUT"
+        await self.parts.recorder.run(lambda store: store.set_pinned(infohash, pinned))
+        return json_response(200, {"infohash": infohash, "pinned": pinned})
+
+    async def prune(self, request: Request, params: dict[str, str]) -> Response:
+        """Sweep now (or, with `?dry_run=1`, say what a sweep would evict)."""
+        dry_run = flag(request, "dry_run")
+        result = await self.parts.sweeper.sweep("requested", dry_run=dry_run)
+        return json_response(
+            200,
+            {
+                "dry_run": dry_run,
+                "evicted": list(result.evicted),
+                "freed": result.freed,
+                "usage": result.usage,
+                "free": result.free,
+                "satisfied": result.satisfied,
+            },
+        )

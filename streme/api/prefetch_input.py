@@ -1,0 +1,101 @@
+"""What `POST /api/prefetch` was asked for: an infohash, a magnet, or a .torrent. Pure.
+
+- JSON `{"infohash": "..."}` or `{"magnet": "magnet:?xt=urn:btih:..."}`, with an optional
+  `"file": N` (default: the torrent's videos);
+- a `.torrent` as the body (`Content-Type: application/x-bittorrent`), with `?file=N`.
+
+A magnet's trackers (`tr=`) are kept apart: the caller uses them only when
+`p2p.allow_client_trackers` is set. Otherwise a client could make the server send HTTP
+and UDP requests to any address it names (server-side request forgery), inside the LAN
+included; with the setting off only the infohash and the configured trackers are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from streme.cache.infohash import InvalidInfohash, parse_infohash
+from streme.cache.torrentmeta import InvalidTorrent, TorrentMeta, parse_torrent
+
+TORRENT_TYPE = "application/x-bittorrent"
+MAX_TRACKERS = 32
+
+
+class BadPrefetch(ValueError):
+    """The request says nothing usable; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    infohash: str
+    file: int | None = None
+    trackers: tuple[str, ...] = ()  # the magnet's own
+    torrent: bytes = b""  # the .torrent body, checked
+    meta: TorrentMeta | None = None
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    infohash: str | None = None
+    magnet: str | None = None
+    file: int | None = None
+
+
+def parse_magnet(text: str) -> tuple[str, tuple[str, ...]]:
+    """(infohash, trackers) of `magnet:?xt=urn:btih:<hex or base32>&tr=...`."""
+    parts = urlsplit(text.strip())
+    if parts.scheme.lower() != "magnet":
+        raise BadPrefetch("magnet must start with magnet:?")
+    query = parse_qs(parts.query)
+    for xt in query.get("xt", []):
+        if xt.lower().startswith("urn:btih:"):
+            try:
+                infohash = parse_infohash(xt[len("urn:btih:") :])
+            except InvalidInfohash as exc:
+                raise BadPrefetch(f"magnet: {exc}") from None
+            trackers = tuple(
+                tr for tr in query.get("tr", []) if tr.startswith(("http://", "https://", "udp://"))
+            )
+            return infohash, trackers[:MAX_TRACKERS]
+    raise BadPrefetch("magnet has no xt=urn:btih:<infohash>")
+
+
+def _file_index(raw: int | str | None) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if not (raw.isascii() and raw.isdigit()):
+            raise BadPrefetch(f"file must be a file index (0, 1, ...), got {raw[:32]!r}")
+        raw = int(raw)
+    if raw < 0:
+        raise BadPrefetch("file must be a file index (0, 1, ...)")
+    return raw
+
+
+def parse_prefetch(content_type: str, body: bytes, query: dict[str, str]) -> Prefetch:
+    media = content_type.partition(";")[0].strip().lower()
+    if media == TORRENT_TYPE:
+        try:
+            meta = parse_torrent(body)
+        except InvalidTorrent as exc:
+            raise BadPrefetch(f"the body is not a valid .torrent: {exc}") from None
+        return Prefetch(meta.infohash, _file_index(query.get("file")), torrent=body, meta=meta)
+    if media not in ("application/json", ""):
+        raise BadPrefetch(f"send JSON or {TORRENT_TYPE}, not {media}")
+    try:
+        parsed = msgspec.json.decode(body, type=_Body)
+    except msgspec.DecodeError as exc:
+        raise BadPrefetch(f"the body is not the JSON expected: {exc}") from None
+    if (parsed.infohash is None) == (parsed.magnet is None):
+        raise BadPrefetch('send exactly one of "infohash" and "magnet"')
+    file = _file_index(parsed.file if parsed.file is not None else query.get("file"))
+    if parsed.magnet is not None:
+        infohash, trackers = parse_magnet(parsed.magnet)
+        return Prefetch(infohash, file, trackers)
+    assert parsed.infohash is not None
+    try:
+        return Prefetch(parse_infohash(parsed.infohash), file)
+    except InvalidInfohash as exc:
+        raise BadPrefetch(str(exc)) from None

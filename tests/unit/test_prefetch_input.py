@@ -1,0 +1,58 @@
+"""What POST /api/prefetch takes (streme/api/prefetch_input.py)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from streme.api.prefetch_input import BadPrefetch, parse_magnet, parse_prefetch
+
+H = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_json_infohash_and_file() -> None:
+    wanted = parse_prefetch("application/json", b'{"infohash": "%s", "file": 2}' % H.encode(), {})
+    assert (wanted.infohash, wanted.file, wanted.trackers) == (H, 2, ())
+
+
+def test_magnet_keeps_its_trackers_apart() -> None:
+    b32 = base64.b32encode(bytes.fromhex(H)).decode()
+    magnet = f"magnet:?xt=urn:btih:{b32}&dn=x&tr=http%3A%2F%2Ft.example%2Fannounce&tr=file:///etc"
+    infohash, trackers = parse_magnet(magnet)
+    assert infohash == H
+    assert trackers == ("http://t.example/announce",)  # only http(s) and udp URLs
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{}", "exactly one"),
+        (b'{"infohash": "%s", "magnet": "magnet:?"}' % H.encode(), "exactly one"),
+        (b'{"infohash": "zz"}', "infohash"),
+        (b'{"magnet": "http://x"}', "magnet:?"),
+        (b'{"magnet": "magnet:?dn=x"}', "xt=urn:btih"),
+        (b'{"infohash": "%s", "file": -1}' % H.encode(), "file"),
+        (b'{"infohash": "%s", "extra": 1}' % H.encode(), "JSON"),
+        (b"not json", "JSON"),
+    ],
+)
+def test_bad_bodies(body: bytes, message: str) -> None:
+    with pytest.raises(BadPrefetch, match=message):
+        parse_prefetch("application/json", body, {})
+
+
+def test_torrent_body() -> None:
+    blob = b"d4:infod6:lengthi10e4:name5:a.mp412:piece lengthi16384e6:pieces20:" + b"x" * 20 + b"ee"
+    wanted = parse_prefetch("application/x-bittorrent", blob, {"file": "0"})
+    assert wanted.meta is not None
+    assert wanted.infohash == wanted.meta.infohash
+    assert wanted.file == 0
+    assert wanted.torrent == blob
+    with pytest.raises(BadPrefetch, match=r"not a valid \.torrent"):
+        parse_prefetch("application/x-bittorrent", b"d4:infoi3ee", {})
+
+
+def test_other_media_types_are_refused() -> None:
+    with pytest.raises(BadPrefetch, match="text/plain"):
+        parse_prefetch("text/plain", b"x", {})
