@@ -83,12 +83,14 @@ def start_server(
     cache_dir: Path,
     cache: dict[str, Any] | None = None,
     p2p: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
     **http: Any,
 ) -> RunningServer:
     cli = {
         "http": {"port": 0, **http},
         "cache": {"dir": str(cache_dir), **(cache or {})},
         "p2p": p2p or {"enabled": False},
+        "api": api or {},
         "log": {"level": "info"},
     }
     config = build_config(environ={}, cli=cli)
@@ -130,9 +132,12 @@ def make_server(cache_dir: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
     def make(
-        cache: dict[str, Any] | None = None, p2p: dict[str, Any] | None = None, **http: Any
+        cache: dict[str, Any] | None = None,
+        p2p: dict[str, Any] | None = None,
+        api: dict[str, Any] | None = None,
+        **http: Any,
     ) -> RunningServer:
-        srv = start_server(cache_dir, cache, p2p, **http)
+        srv = start_server(cache_dir, cache, p2p, api, **http)
         started.append(srv)
         return srv
 

@@ -153,14 +153,14 @@ class CacheAPI:
                 409, "in_use", f"{infohash} is in use: {users}; add ?force=1 to delete it anyway"
             )
         engine = self.parts.engine
-        if engine is not None:
-            leaving = engine.remove(infohash, "deleted through the API")
-            if leaving is not None:
-                await leaving
+        leaving = engine.remove(infohash, "deleted through the API") if engine else None
+        if leaving is not None:
+            await leaving
         removed = await self.parts.sweeper.remove(infohash)
-        if removed is None:
+        if removed is None and leaving is None:
             return error_response(404, "not_cached", f"{infohash} is not in the cache")
-        return json_response(200, {"removed": infohash, "bytes": removed, "forced": bool(users)})
+        body = {"removed": infohash, "bytes": removed or 0, "forced": bool(users)}
+        return json_response(200, body)
 
     async def pin(self, request: Request, params: dict[str, str]) -> Response:
         infohash = infohash_param(params)

@@ -1,0 +1,119 @@
+"""`POST /api/prefetch` end to end against a libtorrent seeder behind the session's
+opentracker, with streme's P2P defaults but for loopback (tests/torrent/swarm.py):
+202 and a Location, progress to completion, then the stream is a cache hit with no P2P,
+sha256-exact, listed in `/api/cache` and counted in `/api/stats`. A magnet's own
+trackers are ignored by default, and a prefetch that fails says why."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.apiclient import call
+from tests.conftest import RunningServer, wait_until
+from tests.torrent.peers import Tracker
+from tests.torrent.swarm import make_seeder, p2p_settings, random_bytes
+
+MiB = 1024 * 1024
+
+
+def poll(server: RunningServer, location: str, until: set[str], timeout: float = 30) -> list[Any]:
+    """Every view of `location` until its state is one of `until`."""
+    views = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _, view = call(server.port, "GET", location)
+        assert status == 200, view
+        views.append(view)
+        if view["state"] in until:
+            return views
+        time.sleep(0.05)
+    raise AssertionError(f"{location} never reached {until}: {views[-3:]}")
+
+
+def test_prefetch_lands_in_the_cache(
+    make_server: Callable[..., RunningServer],
+    tracker: Tracker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="streme.stream")
+    data = random_bytes(12 * MiB + 4321, 91)
+    # 8 MiB/s: the download takes about 1.5 s, long enough to watch it progress.
+    seeder = make_seeder(
+        tmp_path / "seed", {"film.mkv": data}, 256 * 1024, upload_limit=8 * MiB, tracker=tracker
+    )
+    try:
+        server = make_server(p2p=p2p_settings(tracker))
+        ih = seeder.infohash
+        status, headers, body = call(server.port, "POST", "/api/prefetch", {"infohash": ih})
+        assert status == 202, body
+        assert headers["location"] == f"/api/torrents/{ih}"
+        assert body["status_url"] == headers["location"]
+
+        views = poll(server, headers["location"], {"complete", "cached"})
+        progress = [v["progress"] for v in views if v["state"] == "downloading"]
+        assert progress == sorted(progress)  # never goes back
+        assert any(0 < p < 1 for p in progress), progress  # seen on its way
+        final = views[-1]
+        assert final["progress"] == 1.0
+        if final["state"] == "complete":
+            assert final["prefetch"] is False
+            assert final["files"][0]["done"] == len(data)
+
+        status, _, got = call(server.port, "GET", f"/stream/proxy/{ih}")
+        assert status == 200
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+        assert any(
+            r.getMessage() == f"Using cached file for {ih} - no P2P needed" for r in caplog.records
+        )
+
+        status, _, page = call(server.port, "GET", "/api/cache")
+        (entry,) = [t for t in page["titles"] if t["infohash"] == ih]
+        assert entry["origin"] == "downloaded"
+        assert entry["complete"] is True
+        assert entry["files"][0]["size"] == len(data)
+
+        status, _, stats = call(server.port, "GET", "/api/stats")
+        assert stats["requests"]["hit"] == 1
+        assert stats["requests"]["miss_streamed"] == 0
+        assert stats["bytes_served"] == {"cache": len(data), "swarm": 0}
+        assert stats["downloaded"] >= len(data)
+
+        # Asked again: it is in the cache already, 200 with its entry.
+        status, _, again = call(server.port, "POST", "/api/prefetch", {"infohash": ih})
+        assert status == 200
+        assert again["infohash"] == ih
+        assert again["complete"] is True
+    finally:
+        seeder.stop()
+
+
+def test_magnet_trackers_ignored_and_failure_reported(
+    make_server: Callable[..., RunningServer], tracker: Tracker
+) -> None:
+    server = make_server(p2p=p2p_settings(tracker, metadata_timeout=1))
+    ih = "9" * 40  # nobody has it
+    magnet = f"magnet:?xt=urn:btih:{ih}&tr=http%3A%2F%2F127.0.0.1%3A9%2Fannounce"
+    status, headers, body = call(server.port, "POST", "/api/prefetch", {"magnet": magnet})
+    assert status == 202
+    assert body["client_trackers_ignored"] == 1
+    engine = server.app.engine
+    assert engine is not None
+
+    def trackers() -> list[str]:
+        active = engine._torrents.get(ih)
+        return [] if active is None else [t["url"] for t in active.handle.trackers()]
+
+    assert wait_until(lambda: bool(server.call(trackers)), timeout=5)
+    assert server.call(trackers) == [tracker.announce]  # the configured one only
+    views = poll(server, headers["location"], {"failed"}, timeout=10)
+    assert "metadata" in views[-1]["error"]
+    status, _, error = call(server.port, "POST", "/api/prefetch", {"infohash": "nope"})
+    assert (status, error["error"]) == (400, "invalid_prefetch")
