@@ -59,6 +59,7 @@ perf: install perf-deps
 	$(BIN)/python -m perf.coldstart
 	$(BIN)/python -m perf.player
 	$(BIN)/python -m perf.workers
+	$(BIN)/python -m perf.prefetch
 
 check: lint type test
 
