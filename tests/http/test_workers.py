@@ -139,3 +139,36 @@ def test_a_worker_sends_a_miss_with_its_connection_to_the_engine(
         rf"\[w1\] .* \"GET /stream/proxy/{seeder.infohash}\" handed to the engine", log
     )
     assert re.search(rf"\[w0\] .* \"GET /stream/proxy/{seeder.infohash}\" 200 {len(source)} ", log)
+
+
+def test_stats_and_metrics_cover_every_process(cache: Path) -> None:
+    write_video(cache, f"{INFOHASH}-movie.mp4", 1024 * 1024, seed=5)
+    served = start(cache, CACHE_ONLY)
+    try:
+        hits = {0: 2, 1: 3}
+        for number, count in hits.items():
+            conn = connection_on(served.port, number)
+            for _ in range(count):
+                assert get(conn, f"/stream/proxy/{INFOHASH}")[0] == 200
+            conn.close()
+        # Asked on the worker's connection: handed to the first process, which sums
+        # its own counters and the worker's latest report (sent every second).
+        conn = connection_on(served.port, 1)
+        deadline = time.monotonic() + 5
+        while True:
+            status, body = get(conn, "/api/stats")
+            stats = json.loads(body)
+            if stats["requests"]["hit"] == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status == 200
+        assert stats["processes"] == 2
+        assert stats["requests"]["hit"] == 5
+        assert stats["bytes_served"]["cache"] == 5 * 1024 * 1024
+        status, text = get(conn, "/metrics")
+        assert status == 200
+        line = 'streme_requests_total{outcome="hit",reason="",route="stream"} 5.0'
+        assert line in text.decode().splitlines()
+        conn.close()
+    finally:
+        stop(served)
