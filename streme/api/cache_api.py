@@ -66,20 +66,15 @@ class CacheAPI:
         meta = await self.metadata(infohash)
         result = await index.lookup_async(infohash)
         name = meta.name if meta is not None else ""
+        files = files_of(meta) if meta is not None else []
         if result.file is not None:
             cached = result.file
-            default = FileView(
-                None,
-                os.path.basename(cached.path),
-                cached.size,
-                cached.content_type,
-                stream_url(infohash, None),
-            )
+            if not files:  # hand-placed, no .torrent: the file the index serves
+                basename = os.path.basename(cached.path)
+                url = stream_url(infohash, None)
+                files = [FileView(None, basename, cached.size, cached.content_type, url)]
+                name = name or basename
             cached.release()
-            name = name or default.path
-        files = files_of(meta) if meta is not None else []
-        if not files and result.status is LookupStatus.HIT:
-            files = [default]
         if each_file and meta is not None:
             for view in files:
                 found = await index.lookup_async(infohash, view.index)
@@ -94,7 +89,7 @@ class CacheAPI:
     async def _records(self) -> dict[str, TitleRecord]:
         return await self.parts.recorder.run(lambda store: store.titles())
 
-    async def _record(self, infohash: str) -> TitleRecord | None:
+    async def record(self, infohash: str) -> TitleRecord | None:
         """The title's record; one made up from the disk for a title the sweep has not
         recorded yet (placed by hand since), None if it is not in the cache."""
         await self.parts.recorder.flush()
@@ -126,7 +121,7 @@ class CacheAPI:
         infohash = infohash_param(params)
         if isinstance(infohash, Response):
             return infohash
-        record = await self._record(infohash)
+        record = await self.record(infohash)
         if record is None:
             return error_response(404, "not_cached", f"{infohash} is not in the cache")
         return json_response(200, await self.describe(record, each_file=True))

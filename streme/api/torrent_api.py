@@ -44,6 +44,17 @@ def write_torrent(root: str, infohash: str, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+# Failed prefetches remembered for their status URL (the oldest forgotten first).
+REMEMBERED_FAILURES = 1000
+
+
+def remember(failures: dict[str, str], infohash: str, why: str) -> None:
+    failures.pop(infohash, None)
+    failures[infohash] = why
+    while len(failures) > REMEMBERED_FAILURES:
+        del failures[next(iter(failures))]
+
+
 class TorrentAPI:
     def __init__(self, parts: Parts, cache: CacheAPI) -> None:
         self.parts = parts
@@ -67,16 +78,18 @@ class TorrentAPI:
             return infohash
         engine = self.parts.engine
         snapshot = engine.torrent_snapshot(infohash) if engine is not None else None
+        failed = self.failed.get(infohash)
+        if failed is None and engine is not None and infohash in engine.prefetch_errors:
+            failed = str(engine.prefetch_errors[infohash])  # it failed after it was added
         if snapshot is not None:
             view = torrent_view(snapshot)
-            if infohash in self.failed:
-                view.error = self.failed[infohash]
+            view.error = failed
             return json_response(200, view)
         task = self._tasks.get(infohash)
         if task is not None and not task.done():
             return json_response(200, pending_view(infohash, "adding"))
-        if infohash in self.failed:
-            return json_response(200, pending_view(infohash, "failed", self.failed[infohash]))
+        if failed is not None:
+            return json_response(200, pending_view(infohash, "failed", failed))
         if await self._cached(infohash, None):
             view = pending_view(infohash, "cached")
             view.progress, view.prefetch = 1.0, False
@@ -92,7 +105,7 @@ class TorrentAPI:
         meta = await self.cache.metadata(infohash)
         engine = self.parts.engine
         if meta is None and engine is not None:
-            record = await self.cache._record(infohash)
+            record = await self.cache.record(infohash)
             if record is not None:  # hand-placed without a .torrent: what the index serves
                 return json_response(200, (await self.cache.describe(record)).files)
             try:
@@ -100,7 +113,7 @@ class TorrentAPI:
             except P2PError as exc:
                 return p2p_error_response(exc)
         if meta is None:
-            record = await self.cache._record(infohash)
+            record = await self.cache.record(infohash)
             if record is None:
                 return error_response(
                     404, "not_cached", f"{infohash} is not in the cache and P2P is off"
@@ -129,7 +142,7 @@ class TorrentAPI:
         if wanted.torrent:
             await asyncio.to_thread(write_torrent, self.parts.cache_root, infohash, wanted.torrent)
         if await self._cached(infohash, wanted.file):
-            record = await self.cache._record(infohash)
+            record = await self.cache.record(infohash)
             if record is not None:
                 return json_response(200, await self.cache.describe(record))
         engine = self.parts.engine
@@ -158,12 +171,12 @@ class TorrentAPI:
             await engine.prefetch(wanted.infohash, files, exts, trackers)
         except (P2PError, IndexError) as exc:
             log.warning("prefetch of %s failed: %s", wanted.infohash, exc)
-            self.failed[wanted.infohash] = str(exc)
+            remember(self.failed, wanted.infohash, str(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("prefetch of %s failed", wanted.infohash)
-            self.failed[wanted.infohash] = f"internal error: {exc}"
+            remember(self.failed, wanted.infohash, f"internal error: {exc}")
         finally:
             with contextlib.suppress(KeyError):
                 if self._tasks[wanted.infohash] is asyncio.current_task():

@@ -61,6 +61,8 @@ from streme.torrent.snapshot import TorrentSnapshot, describe
 
 log = logging.getLogger("streme.p2p")
 
+# Failed prefetches remembered for the API.
+REMEMBERED_FAILURES = 1000
 # Seconds an idle torrent waits, then looks again, while a finished file is being published.
 PUBLISH_WAIT = 1.0
 
@@ -227,7 +229,7 @@ class Engine:
             self._departures.remove(active)
         if active.prefetch:
             active.prefetch = False
-            self.prefetch_errors[active.infohash] = error
+            self._prefetch_failed(active.infohash, error)
         if cooldown:
             assert self._loop is not None
             self._failed_at[active.infohash] = self._loop.time()
@@ -362,7 +364,7 @@ class Engine:
         try:
             active = await self.torrent(infohash, trackers)
         except P2PError as exc:
-            self.prefetch_errors[infohash] = exc
+            self._prefetch_failed(infohash, exc)
             raise
         meta = active.meta
         assert meta is not None
@@ -382,6 +384,13 @@ class Engine:
         self._readers_changed(active)
         log.info("prefetching %s: file(s) %s", infohash, ", ".join(map(str, sorted(files))))
         return active
+
+    def _prefetch_failed(self, infohash: str, error: P2PError) -> None:
+        """Remember why (the last `REMEMBERED_FAILURES`, oldest forgotten first)."""
+        self.prefetch_errors.pop(infohash, None)
+        self.prefetch_errors[infohash] = error
+        while len(self.prefetch_errors) > REMEMBERED_FAILURES:
+            del self.prefetch_errors[next(iter(self.prefetch_errors))]
 
     def _balance(self) -> None:
         """Hold prefetches to `prefetch_rate_while_streaming` while any torrent has a
