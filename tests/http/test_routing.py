@@ -42,3 +42,17 @@ def test_segments_are_decoded_after_splitting() -> None:
     router = make_router()
     assert router.resolve("GET", "/stream/proxy/a%2Fb") == Match("stream", {"infohash": "a/b"})
     assert router.resolve("GET", "/stream/%70roxy/x") == Match("stream", {"infohash": "x"})
+
+
+def test_methods_added_separately_share_one_route() -> None:
+    router: Router[str] = Router()
+    router.add("/api/cache/{infohash}", "get", methods=("GET",))
+    router.add("/api/cache/{infohash}", "delete", methods=("DELETE",))
+    router.add("/api/stats", "stats", methods=("GET",))
+    router.add("/api/stats", "preflight", methods=("OPTIONS",))
+    assert router.resolve("DELETE", "/api/cache/ab") == Match("delete", {"infohash": "ab"})
+    assert router.resolve("GET", "/api/cache/ab") == Match("get", {"infohash": "ab"})
+    assert router.resolve("OPTIONS", "/api/stats") == Match("preflight", {})
+    found = router.resolve("PUT", "/api/cache/ab")
+    assert isinstance(found, MethodNotAllowed)
+    assert found.allow == ("DELETE", "GET", "HEAD")
