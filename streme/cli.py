@@ -1,6 +1,11 @@
 """Command line: `streme serve [--host] [--port] [--cache-dir] [--cache-max-size SIZE]
 [--cache-min-free SIZE_OR_PERCENT] [--config FILE] [--log-level] [--access-log]
-[--workers N] [--no-zero-copy]`, and `streme pin|unpin INFOHASH [--cache-dir]`."""
+[--workers N] [--no-zero-copy]`, and `streme pin|unpin INFOHASH [--cache-dir]`
+(the usage records, directly).
+
+`streme fetch` (download into the cache, no server) is fetch.py; `streme cache ...` and
+`streme stats` (a running server's API) are apicommands.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from streme import __version__, logbuffer
+from streme import __version__, apicommands, fetch, logbuffer
 from streme.config import Config, ConfigError, build_config
 
 EPILOG = """\
@@ -20,7 +25,8 @@ variable STREME_<SECTION>_<FIELD>, e.g. STREME_HTTP_PORT=8080, STREME_CACHE_DIR=
 STREME_P2P_ENABLED=1, STREME_LOG_LEVEL=debug; for the cache sweep STREME_CACHE_MAX_SIZE,
 STREME_CACHE_MIN_FREE, STREME_CACHE_CLEANUP_INTERVAL, STREME_CACHE_INCOMPLETE_MAX_AGE and
 STREME_CACHE_EVICT_HAND_PLACED; STREME_P2P_IDLE_TIMEOUT for how long a torrent nobody reads
-stays in the session.
+stays in the session; STREME_API_TOKEN for the token the /api/ routes and /metrics then
+need (unset: changes through the API only from this host).
 The original names still work: TORRENT_DOWNLOAD_PATH for the cache directory,
 CACHE_CLEANUP_INTERVAL, and STREME_TRACKERS, STREME_DHT, STREME_LSD, STREME_UPNP for P2P.
 
@@ -37,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streme",
         description="Torrent streaming server: GET /stream/proxy/{infohash} serves the video "
         "from the cache directory with no P2P when it is there.",
+        epilog="`streme COMMAND --help` documents each command's flags.",
     )
     parser.add_argument("--version", action="version", version=f"streme {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -93,11 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=f"{verb} a title of the cache (by infohash)",
             description=f"{verb.capitalize()} the title INFOHASH: recorded in the cache's usage "
-            "records (<cache>/.streme/state.db), seen by the next sweep of a running server.",
+            "records (<cache>/.streme/state.db), seen by the next sweep of a running server. "
+            f"`streme cache {name}` asks a running server through its API instead.",
         )
         cmd.add_argument("infohash", help="40 hex digits or 32 base32 characters")
         cmd.add_argument("--cache-dir", help="the cache directory (default: as `serve` would use)")
         cmd.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    fetch.add_parser(sub)
+    apicommands.add_parsers(sub)
     return parser
 
 
@@ -158,8 +168,13 @@ def setup_logging(config: Config) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "fetch":
+        return fetch.run(args, argv)
+    if args.command in ("cache", "stats"):
+        return apicommands.run(args)
     if args.command in ("pin", "unpin"):
         return pin(args, args.command == "pin")
     if args.command != "serve":
