@@ -17,7 +17,8 @@ server; the configured `p2p.trackers` always are.
 Exit status: 0 done (the files are in the cache, now or already); 1 an unexpected error;
 2 a usage or configuration error (bad argument or setting, P2P off, no such file index);
 3 no peers (`p2p.no_peers_timeout`); 4 no metadata (`p2p.metadata_timeout`); 5 the disk
-is full; 6 another P2P failure; 130 interrupted by SIGINT (143: SIGTERM).
+is full; 6 another P2P failure (e.g. stalled: no byte for `p2p.stall_timeout`); 130
+interrupted by SIGINT (143: SIGTERM).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ exit status:
   3    no peers found within p2p.no_peers_timeout
   4    no metadata within p2p.metadata_timeout
   5    the cache's disk is full
-  6    another P2P failure
+  6    another P2P failure, e.g. stalled: no byte for p2p.stall_timeout (resumable)
   130  interrupted (Ctrl-C; 143 for SIGTERM): resume data is saved, and running the
        same command again continues the download
 

@@ -80,6 +80,7 @@ class ActiveTorrent:
     # wanted file is published; throttled while other torrents have readers.
     prefetch: bool = False
     throttled: bool = False
+    prefetch_done: int = -1  # verified bytes at the prefetch's last progress check
     idle_timer: asyncio.TimerHandle | None = None
     # Buffer statistics of the last finished readers (tests and diagnostics).
     reader_stats: deque[BufferStats] = field(default_factory=lambda: deque(maxlen=100))

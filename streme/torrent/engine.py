@@ -21,6 +21,8 @@ How this works:
 - `prefetch()` downloads files with no reader (the API's prefetch, `streme fetch`): the
   torrent stays in use until they are published, and while any other torrent has a
   reader it is held to `p2p.prefetch_rate_while_streaming`, so a stream comes first.
+  One that gains no byte for `p2p.stall_timeout` (no peer has the rest) fails as
+  `stalled` and leaves the session with its resume data: asked again, it resumes.
 - `remove()` takes a torrent out at once and deletes its download (the API's forced
   DELETE): its readers' responses end.
 """
@@ -50,6 +52,7 @@ from streme.torrent.errors import (
     MetadataTimeout,
     NoPeers,
     P2PError,
+    PieceStalled,
     ShuttingDown,
 )
 from streme.torrent.params import add_params
@@ -378,12 +381,37 @@ class Engine:
             )
         if set(files) <= active.published:
             return active  # already in the cache
+        already = active.prefetch
         active.prefetch = True
         for index in files:
             active.want_file(index)
         self._readers_changed(active)
+        if not already:
+            self._check_prefetch_progress(active)
         log.info("prefetching %s: file(s) %s", infohash, ", ".join(map(str, sorted(files))))
         return active
+
+    def _check_prefetch_progress(self, active: ActiveTorrent) -> None:
+        """Every `stall_timeout` while it prefetches: a prefetch that gained nothing
+        since the last look (and has no reader, whose own stall check applies) gives up
+        and leaves, keeping its data for the next time."""
+        assert self._loop is not None
+        if not active.prefetch or self._torrents.get(active.infohash) is not active:
+            return
+        done = int(active.handle.status().total_done)
+        if done > active.prefetch_done or active.active_readers or active.flushing:
+            active.prefetch_done = done
+            timeout = self.config.stall_timeout
+            self._loop.call_later(timeout, self._check_prefetch_progress, active)
+            return
+        error = PieceStalled(
+            f"the prefetch of {active.infohash} gained no byte in "
+            f"{self.config.stall_timeout:g} s (no peer has the rest); asked again, it resumes"
+        )
+        log.warning("%s", error)
+        active.prefetch = False
+        self._prefetch_failed(active.infohash, error)
+        self._start_leaving(active, "prefetch stalled")
 
     def _prefetch_failed(self, infohash: str, error: P2PError) -> None:
         """Remember why (the last `REMEMBERED_FAILURES`, oldest forgotten first)."""

@@ -55,7 +55,9 @@ def describe(active: ActiveTorrent, now: float = 0.0) -> TorrentSnapshot:
             file_progress = active.handle.file_progress()
             done = sum(file_progress[f.raw_index] for f in wanted)
             files = tuple(
-                FileProgress(f.index, "/".join(f.path), f.length, file_progress[f.raw_index])
+                FileProgress(
+                    f.index, "/".join(f.path) or meta.name, f.length, file_progress[f.raw_index]
+                )
                 for f in wanted
             )
         progress = done / total if total else 0.0

@@ -117,3 +117,29 @@ def test_magnet_trackers_ignored_and_failure_reported(
     assert "metadata" in views[-1]["error"]
     status, _, error = call(server.port, "POST", "/api/prefetch", {"infohash": "nope"})
     assert (status, error["error"]) == (400, "invalid_prefetch")
+
+
+def test_stalled_prefetch_leaves_with_its_data(
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path, cache_dir: Path
+) -> None:
+    data = random_bytes(4 * MiB, 92)
+    # The seeder has the first half only: the prefetch gets that far, then nothing.
+    seeder = make_seeder(
+        tmp_path / "seed", {"half.mkv": data}, 256 * 1024, keep_fraction=0.5, tracker=tracker
+    )
+    try:
+        # stall_timeout 1 s (default 60 s): how long a prefetch may gain no byte.
+        server = make_server(p2p=p2p_settings(tracker, stall_timeout=1))
+        ih = seeder.infohash
+        status, headers, _ = call(server.port, "POST", "/api/prefetch", {"infohash": ih})
+        assert status == 202
+        views = poll(server, headers["location"], {"failed"}, timeout=20)
+        assert "gained no byte" in views[-1]["error"]
+        assert any(v["state"] == "downloading" and v["progress"] > 0.4 for v in views)
+        engine = server.app.engine
+        assert engine is not None
+        assert wait_until(lambda: server.call(lambda: engine.torrent_snapshot(ih)) is None)
+        resume = cache_dir / ".incomplete" / f"{ih}.resume"
+        assert wait_until(resume.exists, timeout=5)  # asked again, it resumes
+    finally:
+        seeder.stop()
