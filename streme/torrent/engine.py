@@ -143,7 +143,9 @@ class Engine:
         return self._next_reader
 
     # -- torrents ------------------------------------------------------------------------
-    async def torrent(self, infohash: str, trackers: tuple[str, ...] = ()) -> ActiveTorrent:
+    async def torrent(
+        self, infohash: str, trackers: tuple[str, ...] = (), *, for_prefetch: bool = False
+    ) -> ActiveTorrent:
         """The torrent with its metadata, added once however many requests ask.
 
         Nothing is downloaded until a reader calls `want_file`, so a HEAD costs only
@@ -155,7 +157,7 @@ class Engine:
             await self._departures.settled(infohash)
             active = self._torrents.get(infohash)
             if active is None:
-                self._check_admission(infohash)
+                self._check_admission(infohash, for_prefetch=for_prefetch)
                 task = self._adding.get(infohash)
                 if task is None:
                     task = self._loop.create_task(self._add(infohash, trackers))
@@ -196,9 +198,11 @@ class Engine:
         if not task.cancelled() and task.exception() is None:
             self._readers_changed(task.result())
 
-    def _check_admission(self, infohash: str) -> None:
+    def _check_admission(self, infohash: str, *, for_prefetch: bool = False) -> None:
         """Cooldown after a failure; `max_active_torrents` counts torrents in use (readers,
-        or metadata awaited): an idle one leaves at once to make room for a new one."""
+        or metadata awaited): an idle one leaves at once to make room for a new one, and
+        for a stream (not another prefetch) a prefetch nobody reads does, keeping its
+        data for later."""
         assert self._loop is not None
         failed_at = self._failed_at.get(infohash)
         if failed_at is not None:
@@ -211,11 +215,25 @@ class Engine:
         if infohash in self._adding or len(self._torrents) < self.config.max_active_torrents:
             return
         idle = [t for t in self._torrents.values() if is_idle(t)]
-        if not idle:
-            raise AtCapacity(
-                f"{len(self._torrents)} torrents are in use (p2p.max_active_torrents); try later"
+        if idle:
+            self._start_leaving(min(idle, key=lambda t: t.last_request), "room for another torrent")
+            return
+        unread = [t for t in self._torrents.values() if t.prefetch and not t.active_readers]
+        if unread and not for_prefetch:
+            newest = max(unread, key=lambda t: t.added_at)
+            newest.prefetch = False
+            self._prefetch_failed(
+                newest.infohash,
+                AtCapacity(
+                    f"the prefetch of {newest.infohash} made room for a stream "
+                    "(p2p.max_active_torrents); asked again, it resumes"
+                ),
             )
-        self._start_leaving(min(idle, key=lambda t: t.last_request), "room for another torrent")
+            self._start_leaving(newest, "room for a stream")
+            return
+        raise AtCapacity(
+            f"{len(self._torrents)} torrents are in use (p2p.max_active_torrents); try later"
+        )
 
     def _fail(self, active: ActiveTorrent, error: P2PError, *, cooldown: bool = True) -> None:
         """Give up on a torrent: wake its waiters, drop it, and start its cooldown."""
@@ -365,7 +383,7 @@ class Engine:
         file index out of range."""
         self.prefetch_errors.pop(infohash, None)
         try:
-            active = await self.torrent(infohash, trackers)
+            active = await self.torrent(infohash, trackers, for_prefetch=True)
         except P2PError as exc:
             self._prefetch_failed(infohash, exc)
             raise

@@ -143,3 +143,35 @@ def test_stalled_prefetch_leaves_with_its_data(
         assert wait_until(resume.exists, timeout=5)  # asked again, it resumes
     finally:
         seeder.stop()
+
+
+def test_a_stream_takes_a_prefetchs_slot(
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path
+) -> None:
+    wanted = random_bytes(4 * MiB, 93)
+    film = random_bytes(3 * MiB + 1, 94)
+    # The season's seeder has half of it: the prefetch stays in the session, downloading.
+    season_seed = make_seeder(
+        tmp_path / "a", {"season.mkv": wanted}, 256 * 1024, keep_fraction=0.5, tracker=tracker
+    )
+    film_seed = make_seeder(tmp_path / "b", {"film.mp4": film}, 256 * 1024, tracker=tracker)
+    try:
+        # One torrent at a time (default 20): the stream must find the slot taken.
+        server = make_server(p2p=p2p_settings(tracker, max_active_torrents=1))
+        ih = season_seed.infohash
+        status, headers, _ = call(server.port, "POST", "/api/prefetch", {"infohash": ih})
+        assert status == 202
+        poll(server, headers["location"], {"downloading"})
+        # Another prefetch does not take the slot.
+        status, _, _ = call(server.port, "POST", "/api/prefetch", {"infohash": "7" * 40})
+        assert status == 202
+        views = poll(server, f"/api/torrents/{'7' * 40}", {"failed"})
+        assert "max_active_torrents" in views[-1]["error"]
+        # A stream does: the prefetch leaves, keeping its data.
+        status, _, body = call(server.port, "GET", f"/stream/proxy/{film_seed.infohash}")
+        assert (status, hashlib.sha256(body).digest()) == (200, hashlib.sha256(film).digest())
+        views = poll(server, headers["location"], {"failed"})
+        assert "made room for a stream" in views[-1]["error"]
+    finally:
+        season_seed.stop()
+        film_seed.stop()
