@@ -73,6 +73,7 @@ class ActiveTorrent:
     rechecking: bool = False
     active_readers: int = 0
     waiting: int = 0  # requests inside `Engine.torrent()` (waiting for the metadata)
+    streams_waiting: int = 0  # of those, streams (not prefetches)
     # Loop time of the last request for this torrent (a HEAD counts): idle is measured from it.
     last_request: float = 0.0
     added_at: float = 0.0  # loop time it joined the session

@@ -171,10 +171,15 @@ class Engine:
             # A request waiting here keeps the torrent in use: it cannot leave between
             # the add (or the metadata) and the reader this request is about to open.
             active.waiting += 1
+            stream = not for_prefetch
+            if stream:  # a stream on its way: prefetches yield from now (`_balance`)
+                active.streams_waiting += 1
+                self._balance()
             try:
                 await self._metadata(active)
             finally:
                 active.waiting -= 1
+                active.streams_waiting -= stream
                 self._readers_changed(active)
             if active.failed is not None:
                 raise active.failed
@@ -440,13 +445,13 @@ class Engine:
 
     def _balance(self) -> None:
         """Hold prefetches to `prefetch_rate_while_streaming` while any torrent has a
-        reader; let them go at full rate when none has."""
+        reader, or a stream waiting for its metadata; full rate when none has."""
         limit = self.config.prefetch_rate_while_streaming
         if not limit:
             return
-        streaming = any(t.active_readers for t in self._torrents.values())
+        streaming = any(t.active_readers or t.streams_waiting for t in self._torrents.values())
         for t in self._torrents.values():
-            throttle = streaming and t.prefetch and not t.active_readers
+            throttle = streaming and t.prefetch and not (t.active_readers or t.streams_waiting)
             if throttle == t.throttled or not t.handle.is_valid():
                 continue
             t.throttled = throttle
