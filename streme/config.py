@@ -158,7 +158,7 @@ class P2PConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # wherever the client says (server-side request forgery).
     allow_client_trackers: bool = False
     # Bytes/s a prefetch (a download no one reads) may take while any stream reads from
-    # the swarm, so the stream comes first (0: no limit).
+    # the swarm or waits for its metadata, so the stream comes first (0: no limit).
     prefetch_rate_while_streaming: Bytes = 2 * MiB
     # host:port peers ([v6addr]:port for IPv6) connected to every torrent (LAN seed boxes,
     # tests); checked by `parse_peer` at load.
