@@ -144,7 +144,7 @@ def when(seconds: float | None) -> str:
 
 
 def title_size(title: dict[str, Any]) -> int:
-    """Bytes on disk at the server's last sweep; until one has measured it, its files'."""
+    """Bytes as the server records them; when it has none, its files'."""
     return int(title["bytes"]) or sum(int(f["size"]) for f in title["files"])
 
 
@@ -229,8 +229,8 @@ def show_stats(client: APIClient, args: argparse.Namespace) -> None:
     ratio = "-" if req["hit_ratio"] is None else f"{100 * req['hit_ratio']:.0f}%"
     served = s["bytes_served"]
     cap = format_size(cache["cap"]) if cache["cap"] else "none"
-    held = "not measured yet" if cache["bytes"] is None else format_size(cache["bytes"])
-    titles = "" if cache["titles"] is None else f" in {plural(cache['titles'], 'title')}"
+    held = format_size(cache["bytes"])
+    titles = f" in {plural(cache['titles'], 'title')}"
     lines = [
         f"streme {s['version']} at {client.url}, up {format_duration(s['uptime'])}, "
         f"{plural(s['processes'], 'process', 'processes')}",
@@ -243,7 +243,7 @@ def show_stats(client: APIClient, args: argparse.Namespace) -> None:
         f"swarm: {plural(s['active_torrents'], 'torrent')}, "
         f"down {format_rate(s['download_rate'])}, up {format_rate(s['upload_rate'])}; "
         f"downloaded {format_size(s['downloaded'])}, uploaded {format_size(s['uploaded'])}",
-        f"cache: {held}{titles} at the last sweep; {format_size(cache['free'])} free, "
+        f"cache: {held}{titles}; {format_size(cache['free'])} free, "
         f"cap {cap}, keeping {format_size(cache['min_free'])} free; "
         f"evictions: {counts(cache['evictions'])}",
         f"other requests: {counts(s['other_requests'])}",

@@ -199,13 +199,17 @@ class App:
         assert self.engine is not None
         found = self.engine.torrent_snapshot(infohash)
         name = found.name if found is not None else ""
+        # The published files' sizes until the next sweep counts the blocks on disk.
+        size = 0
+        if found is not None:
+            size = sum(f.size for f in found.files if f.index in found.published_files)
         added = time.time()
 
         async def record() -> None:
             try:
                 await self.recorder.run(
                     lambda store: store.upsert_title(
-                        infohash, name=name, bytes=0, origin=Origin.DOWNLOADED, added=added
+                        infohash, name=name, bytes=size, origin=Origin.DOWNLOADED, added=added
                     )
                 )
                 if self.config.cache.max_size:

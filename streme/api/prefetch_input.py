@@ -1,7 +1,8 @@
 """What `POST /api/prefetch` was asked for: an infohash, a magnet, or a .torrent. Pure.
 
 - JSON `{"infohash": "..."}` or `{"magnet": "magnet:?xt=urn:btih:..."}`, with an optional
-  `"file": N` (default: the torrent's videos);
+  `"file": N` (default: the torrent's videos); also when sent as a form (`curl -d` does),
+  or the form fields `infohash=`, `magnet=`, `file=` themselves (an HTML form);
 - a `.torrent` as the body (`Content-Type: application/x-bittorrent`), with `?file=N`.
 
 A magnet's trackers (`tr=`) are kept apart: the caller uses them only when
@@ -21,6 +22,7 @@ from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.torrentmeta import InvalidTorrent, TorrentMeta, parse_torrent
 
 TORRENT_TYPE = "application/x-bittorrent"
+FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_TRACKERS = 32
 
 
@@ -62,6 +64,23 @@ def parse_magnet(text: str) -> tuple[str, tuple[str, ...]]:
     raise BadPrefetch("magnet has no xt=urn:btih:<infohash>")
 
 
+def _form(body: bytes) -> _Body:
+    """`infohash=...` or `magnet=...`, and `file=N`, as an HTML form posts them."""
+    try:
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise BadPrefetch("the body is not the form expected (infohash=, magnet=, file=)") from None
+    unknown = set(fields) - {"infohash", "magnet", "file"}
+    if unknown:
+        raise BadPrefetch(f"unknown form field(s): {', '.join(sorted(unknown))}")
+    raw_file = fields.get("file", [None])[0]
+    return _Body(
+        infohash=fields.get("infohash", [None])[0],
+        magnet=fields.get("magnet", [None])[0],
+        file=_file_index(raw_file),
+    )
+
+
 def _file_index(raw: int | str | None) -> int | None:
     if raw is None:
         return None
@@ -82,12 +101,15 @@ def parse_prefetch(content_type: str, body: bytes, query: dict[str, str]) -> Pre
         except InvalidTorrent as exc:
             raise BadPrefetch(f"the body is not a valid .torrent: {exc}") from None
         return Prefetch(meta.infohash, _file_index(query.get("file")), torrent=body, meta=meta)
-    if media not in ("application/json", ""):
-        raise BadPrefetch(f"send JSON or {TORRENT_TYPE}, not {media}")
-    try:
-        parsed = msgspec.json.decode(body, type=_Body)
-    except msgspec.DecodeError as exc:
-        raise BadPrefetch(f"the body is not the JSON expected: {exc}") from None
+    if media == FORM_TYPE and not body.lstrip().startswith(b"{"):
+        parsed = _form(body)
+    elif media in ("application/json", "", FORM_TYPE):  # curl -d sends JSON as a form
+        try:
+            parsed = msgspec.json.decode(body, type=_Body)
+        except msgspec.DecodeError as exc:
+            raise BadPrefetch(f"the body is not the JSON expected: {exc}") from None
+    else:
+        raise BadPrefetch(f"send JSON, a form or {TORRENT_TYPE}, not {media}")
     if (parsed.infohash is None) == (parsed.magnet is None):
         raise BadPrefetch('send exactly one of "infohash" and "magnet"')
     file = _file_index(parsed.file if parsed.file is not None else query.get("file"))

@@ -1,8 +1,8 @@
 """`GET /api/stats` (JSON) and `GET /metrics` (Prometheus text), from one `StatsView`.
 
 How this works: the request counters of every process (`stats.merge`: this one's and the
-workers' latest reports), the engine's transfer totals and rates, the cache's size at the
-last sweep and the filesystem's free space now make one `StatsView`. `/api/stats` encodes
+workers' latest reports), the engine's transfer totals and rates, the recorded titles'
+bytes and the filesystem's free space now make one `StatsView`. `/api/stats` encodes
 it; `/metrics` hands the same numbers to `prometheus_client` through a collector that is
 asked only when scraped (`prometheus_client`'s registry and text exposition; no metric
 object is touched on the request path), so the two never disagree.
@@ -49,6 +49,7 @@ class StatsAPI:
         torrents = engine.snapshot() if engine is not None else []
         downloaded, uploaded = engine.transfer_totals() if engine is not None else (0, 0)
         sweeper = parts.sweeper
+        titles, usage = await parts.recorder.run(lambda store: store.totals())
         other = {
             f"{r.route} {r.outcome if not r.reason else r.reason}": r.count
             for r in snapshot.requests
@@ -68,11 +69,11 @@ class StatsAPI:
             active_streams=snapshot.active_streams + sum(t.readers for t in torrents),
             active_torrents=len(torrents),
             cache=CacheUsage(
-                bytes=sweeper.last.usage if sweeper.last is not None else None,
+                bytes=usage,
                 free=free,
                 cap=parts.config.cache.max_size,
                 min_free=min_free_bytes(parts.config.cache, total),
-                titles=sweeper.titles,
+                titles=titles,
                 evictions=dict(sweeper.evictions),
             ),
         )
@@ -134,7 +135,7 @@ class StatsAPI:
             ttfb.add_metric([source], buckets, h.total)
         yield ttfb
         gauges = (
-            ("streme_cache_bytes", "Bytes the cache holds (at the last sweep)", view.cache.bytes),
+            ("streme_cache_bytes", "Bytes of the recorded titles", view.cache.bytes),
             ("streme_cache_free_bytes", "Free bytes on the cache's filesystem", view.cache.free),
             ("streme_cache_cap_bytes", "cache.max_size (0: none)", view.cache.cap),
             ("streme_active_streams", "Responses being sent", view.active_streams),

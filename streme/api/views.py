@@ -49,7 +49,7 @@ def files_of(meta: TorrentMeta) -> list[FileView]:
 class CacheEntry(msgspec.Struct):
     infohash: str
     name: str
-    bytes: int  # on disk, as of the last sweep (allocated blocks, each inode once)
+    bytes: int  # as recorded: the files' sizes when downloaded, the blocks on disk after a sweep
     origin: str  # "downloaded" or "hand_placed"
     added: float
     last_served: float | None
@@ -191,11 +191,11 @@ def pending_view(infohash: str, state: str, error: str | None = None) -> Torrent
 
 
 class CacheUsage(msgspec.Struct):
-    bytes: int | None  # every title's bytes at the last sweep (None before the first)
+    bytes: int  # every title's bytes, as recorded (a sweep counts the blocks on disk)
     free: int  # bytes free on the cache's filesystem now
     cap: int  # cache.max_size (0: none)
     min_free: int  # bytes cache.min_free keeps free
-    titles: int | None  # titles at the last sweep
+    titles: int  # titles recorded (a hand-placed one: from the next sweep on)
     evictions: dict[str, int]  # by reason, since start ("request": DELETE /api/cache)
 
 

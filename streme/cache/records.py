@@ -200,6 +200,12 @@ class RecordStore:
         rows = self._conn().execute(f"SELECT {_COLUMNS} FROM titles")
         return {row[0]: _record(row) for row in rows}
 
+    def totals(self) -> tuple[int, int]:
+        """(titles, bytes) of every record."""
+        row = self._conn().execute("SELECT count(*), coalesce(sum(bytes), 0) FROM titles")
+        count, size = row.fetchone()
+        return int(count), int(size)
+
     def get(self, infohash: str) -> TitleRecord | None:
         sql = f"SELECT {_COLUMNS} FROM titles WHERE infohash = ?"
         row = self._conn().execute(sql, (infohash,)).fetchone()

@@ -65,7 +65,6 @@ class CacheSweeper:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.last: SweepResult | None = None
-        self.titles: int | None = None  # titles on disk at the last sweep
         self.evictions: dict[str, int] = {}  # by reason since start ("request": the API)
 
     def start(self) -> None:
@@ -155,7 +154,6 @@ class CacheSweeper:
             usage = sum(t.bytes for t in titles.values()) - freed
             result = SweepResult(freed, evicted, usage, free + freed, plan.satisfied)
             self.last = result
-            self.titles = len(titles) - len(evicted)
             if not plan.satisfied:
                 log.warning(
                     "the cache is still over its limits after the sweep (%d bytes used, cap %d;"

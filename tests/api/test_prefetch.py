@@ -79,12 +79,14 @@ def test_prefetch_lands_in_the_cache(
         assert entry["origin"] == "downloaded"
         assert entry["complete"] is True
         assert entry["files"][0]["size"] == len(data)
+        assert entry["bytes"] == len(data)  # recorded as it landed (a sweep counts blocks)
 
         status, _, stats = call(server.port, "GET", "/api/stats")
         assert stats["requests"]["hit"] == 1
         assert stats["requests"]["miss_streamed"] == 0
         assert stats["bytes_served"] == {"cache": len(data), "swarm": 0}
         assert stats["downloaded"] >= len(data)
+        assert (stats["cache"]["titles"], stats["cache"]["bytes"]) == (1, len(data))
 
         # Asked again: it is in the cache already, 200 with its entry.
         status, _, again = call(server.port, "POST", "/api/prefetch", {"infohash": ih})

@@ -53,6 +53,20 @@ def test_torrent_body() -> None:
         parse_prefetch("application/x-bittorrent", b"d4:infoi3ee", {})
 
 
+def test_curl_d_and_html_forms() -> None:
+    form = "application/x-www-form-urlencoded"
+    body = b'{"infohash": "%s"}' % H.encode()
+    assert parse_prefetch(form, body, {}).infohash == H  # curl -d's content type
+    wanted = parse_prefetch(form, b"infohash=%s&file=3" % H.encode(), {})
+    assert (wanted.infohash, wanted.file) == (H, 3)
+    magnet = b"magnet=magnet%3A%3Fxt%3Durn%3Abtih%3A" + H.encode()
+    assert parse_prefetch(form, magnet, {}).infohash == H
+    with pytest.raises(BadPrefetch, match="unknown form field"):
+        parse_prefetch(form, b"infohash=%s&color=red" % H.encode(), {})
+    with pytest.raises(BadPrefetch, match="form expected"):
+        parse_prefetch(form, b"\xff", {})
+
+
 def test_other_media_types_are_refused() -> None:
     with pytest.raises(BadPrefetch, match="text/plain"):
         parse_prefetch("text/plain", b"x", {})
