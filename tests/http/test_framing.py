@@ -30,6 +30,14 @@ def test_status_without_known_reason() -> None:
     assert parse_with_h11(encode_head(299, [(b"Content-Length", b"0")])).status_code == 299
 
 
+def test_every_status_streme_sends_has_its_reason() -> None:
+    # The API's among them (202, 401, 403, 409, 507): an empty reason confused clients.
+    expected = {202: b"Accepted", 401: b"Unauthorized", 403: b"Forbidden", 409: b"Conflict"}
+    expected |= {413: b"Content Too Large", 414: b"URI Too Long", 507: b"Insufficient Storage"}
+    for code, phrase in expected.items():
+        assert status_line(code) == b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+
+
 def test_every_known_status_parses() -> None:
     for code in (200, 206, 304, 400, 404, 405, 408, 412, 413, 416, 431, 500, 501, 503, 504):
         assert parse_with_h11(encode_head(code, [(b"Content-Length", b"0")])).status_code == code
