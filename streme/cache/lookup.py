@@ -7,15 +7,19 @@ For infohash H (see docs/cache-lookup.md):
    Otherwise, in the directories whose names carry H (by name): with metadata, the
    torrent's largest video present at its full size (ties: the lower index); without, the
    largest video file of at least `min_size` under the directory (ties: the smaller path).
+   Everywhere, a sample, trailer or extra (`choice.is_extra`) comes after every other
+   video, whatever its size.
 2. `file=N`: needs metadata; N past the last file is "file not found"; else the torrent's
    file N at its full size, in a hash directory, or (single-file torrents) a plain file.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from streme.cache.choice import is_extra, rank_videos
 from streme.cache.mediatypes import extension
 from streme.cache.torrentmeta import TorrentFile, TorrentMeta
 
@@ -32,23 +36,26 @@ def is_video(name: str, video_extensions: Iterable[str]) -> bool:
 
 
 def largest(candidates: Iterable[Candidate]) -> Candidate | None:
-    """The largest candidate; ties go to the smallest relative path."""
+    """The largest candidate that is not a sample or extra (`choice.is_extra`), else the
+    largest; ties go to the smallest relative path."""
     best: Candidate | None = None
     for cand in candidates:
-        if (
-            best is None
-            or cand.size > best.size
-            or (cand.size == best.size and cand.rel < best.rel)
-        ):
+        if best is None or _preference(cand) < _preference(best):
             best = cand
     return best
 
 
+def _preference(cand: Candidate) -> tuple[bool, int, str]:
+    return is_extra(cand.rel.split(os.sep)), -cand.size, cand.rel
+
+
 def default_torrent_files(meta: TorrentMeta, video_extensions: Iterable[str]) -> list[TorrentFile]:
-    """The torrent's video files, largest first (ties: lower index): the default choice order."""
+    """The torrent's video files in the default choice order: not samples or extras
+    first (`choice.is_extra`), then the largest, then the lower index."""
     exts = tuple(video_extensions)
-    videos = [f for f in meta.files if is_video(_file_name(meta, f), exts)]
-    return sorted(videos, key=lambda f: (-f.length, f.index))
+    videos = {f.index: f for f in meta.files if is_video(_file_name(meta, f), exts)}
+    order = rank_videos((_inside(meta, f), f.length, f.index) for f in videos.values())
+    return [videos[index] for index in order]
 
 
 def locations_in_hash_dir(meta: TorrentMeta, file: TorrentFile) -> list[tuple[str, ...]]:
@@ -70,6 +77,11 @@ def pick_plain(
         expected = meta.files[0].length
         return largest(c for c in candidates if c.size == expected)
     return largest(c for c in candidates if c.size >= min_size)
+
+
+def _inside(meta: TorrentMeta, file: TorrentFile) -> tuple[str, ...]:
+    """The file's path with the torrent's name: a "Sample" top folder counts too."""
+    return (meta.name, *file.path) if meta.multi_file else (meta.name,)
 
 
 def _file_name(meta: TorrentMeta, file: TorrentFile) -> str:

@@ -67,6 +67,23 @@ def test_largest_plain_file_wins(root: Path) -> None:
     assert hit_path(index_for(root).lookup(H)) == f"{H}-alt.mkv"  # tie: smaller name
 
 
+def test_a_larger_sample_never_wins(root: Path) -> None:
+    (root / f"{H}-movie.sample.mkv").write_bytes(b"\0" * 4 * MiB)
+    (root / f"{H}-movie.mkv").write_bytes(b"\0" * 2 * MiB)
+    assert hit_path(index_for(root).lookup(H)) == f"{H}-movie.mkv"
+    pack = root / f"Movie [{H[:8]}{H[8:]}]"
+    (root / f"{H}-movie.mkv").unlink()
+    (root / f"{H}-movie.sample.mkv").unlink()
+    (pack / "Sample").mkdir(parents=True)
+    (pack / "Sample" / "movie.mkv").write_bytes(b"\0" * 4 * MiB)
+    (pack / "Trailer.mkv").write_bytes(b"\0" * 3 * MiB)
+    (pack / "movie.mkv").write_bytes(b"\0" * 2 * MiB)
+    result = index_for(root).lookup(H)
+    assert result.file is not None
+    assert result.file.path == str(pack / "movie.mkv")
+    result.file.close()
+
+
 def test_fallback_without_inotify_sees_changes(root: Path) -> None:
     index = index_for(root, loop=None)
     assert not index.watching
