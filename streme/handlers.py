@@ -45,6 +45,17 @@ HIT_LINES = (
 # What answers a cache miss instead of 404 (the swarm, when P2P is on).
 MissHandler = Callable[[Request, str, int | None], Coroutine[Any, Any, Response]]
 
+# What DLNA renderers (smart TVs) look for on a stream: sent by peerflix and Stremio's
+# server too; several TVs refuse a stream without them. OP=01: byte seeks (Range);
+# CI=0: not transcoded; FLAGS: streaming transfer mode, background transfer, DLNA 1.5.
+DLNA_HEADERS = (
+    (b"transferMode.dlna.org", b"Streaming"),
+    (
+        b"contentFeatures.dlna.org",
+        b"DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS=01700000000000000000000000000000",
+    ),
+)
+
 FILE_INDEX_PARAMS = ("file", "fileIdx", "fileIndex")
 MAX_FILE_INDEX = 1_000_000
 
@@ -132,6 +143,8 @@ class StreamHandlers:
             stats.count(("stream", outcome, response.error))
         else:
             stats.count(MISS_STREAMED)
+            if response.status < 300:
+                response.headers.extend(DLNA_HEADERS)
             if isinstance(response.body, StreamBody) and request.method == "GET":
                 self._observe_swarm(response.body, request.received)
         self._served(request, infohash, response)
@@ -224,6 +237,8 @@ class StreamHandlers:
             if request.method == "GET" and response.status in (200, 206):
                 stats.served("cache", response.content_length)
                 stats.first_byte("cache", perf_counter() - request.received)
+            if response.status < 300:
+                response.headers.extend(DLNA_HEADERS)
             self._served(request, infohash, response)
             return self._with_cors(response)
         if result.status is LookupStatus.FILE_NOT_FOUND:

@@ -43,8 +43,9 @@ def test_metrics_match_stats(
         assert (
             call(port, "GET", f"/stream/proxy/{CACHED}", headers={"Range": "bytes=0-99"})[0] == 206
         )
-        status, _, body = call(port, "GET", f"/stream/proxy/{seeder.infohash}")
+        status, headers, body = call(port, "GET", f"/stream/proxy/{seeder.infohash}")
         assert (status, body) == (200, data)
+        assert headers["transfermode.dlna.org"] == "Streaming"  # from the swarm too
         assert call(port, "GET", f"/stream/proxy/{'d' * 40}")[0] == 504  # no metadata in 1 s
         assert call(port, "GET", "/stream/proxy/not-a-hash")[0] == 400
         assert call(port, "GET", f"/stream/proxy/{CACHED}?file=x")[0] == 400

@@ -433,3 +433,20 @@ def test_ffprobe_reads_and_seeks(
         check=True,
         timeout=60,
     )
+
+
+def test_dlna_headers_on_streams(server: RunningServer, cache_dir: Path) -> None:
+    """Smart TVs (DLNA renderers) look for these on a stream; errors and 304s carry none."""
+    write_video(cache_dir, f"{INFOHASH}-test.mp4", 2 * MiB)
+    for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"Range": "bytes=0-9"})):
+        status, got, _ = fetch(server, f"/stream/proxy/{INFOHASH}", headers, method)
+        assert status in (200, 206)
+        assert got["transfermode.dlna.org"] == "Streaming"
+        assert got["contentfeatures.dlna.org"].startswith("DLNA.ORG_OP=01;DLNA.ORG_CI=0;")
+    etag = fetch(server, f"/stream/proxy/{INFOHASH}", method="HEAD")[1]["etag"]
+    status, got, _ = fetch(server, f"/stream/proxy/{INFOHASH}", {"If-None-Match": etag})
+    assert status == 304
+    assert "transfermode.dlna.org" not in got
+    status, got, _ = fetch(server, f"/stream/proxy/{'f' * 40}")
+    assert status == 404
+    assert "transfermode.dlna.org" not in got
