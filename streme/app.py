@@ -20,7 +20,7 @@ import uvloop
 
 from streme import __version__
 from streme.api.parts import Parts
-from streme.api.routes import UPLOAD_PATH, OperatorAPI, add_api_routes
+from streme.api.routes import UPLOAD_PATH, OperatorAPI, add_api_routes, hand_off
 from streme.cache.index import CacheIndex
 from streme.cache.records import Origin, RecordStore, UsageRecorder
 from streme.cache.sweep import CacheSweeper
@@ -28,8 +28,11 @@ from streme.config import Config
 from streme.descriptors import raise_limit
 from streme.handlers import StreamHandlers, build_router
 from streme.handoff import REPORT_INTERVAL, HandoffReceiver, HandoffSender
+from streme.http.messages import Handler
+from streme.http.routing import Router
 from streme.http.server import HTTPServer
 from streme.memory import return_large_blocks
+from streme.playlist import Playlists
 from streme.stats import StatsSnapshot
 from streme.workers import Workers, worker_count
 
@@ -110,6 +113,7 @@ class App:
             self.api = OperatorAPI(parts)
         router = build_router(self.handlers)
         add_api_routes(router, self.api)
+        add_playlist_routes(router, self.api, config)
         self.server = HTTPServer(
             config.http,
             router,
@@ -218,6 +222,19 @@ class App:
                 log.exception("could not record the download of %s", infohash)
 
         self._spawn(record())
+
+
+def add_playlist_routes(router: Router[Handler], api: OperatorAPI | None, config: Config) -> None:
+    """`/playlist.m3u` and `/playlist/{infohash}.m3u`; a worker hands them to the first
+    process, which has the records."""
+    routes = ("/playlist.m3u", "/playlist/{name}")
+    if api is None:
+        for pattern in routes:
+            router.add(pattern, hand_off)
+        return
+    playlists = Playlists(api.cache, config.cache.video_extensions, config.http.stream_token)
+    router.add(routes[0], playlists.everything)
+    router.add(routes[1], playlists.title)
 
 
 async def serve(config: Config) -> int:
