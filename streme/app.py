@@ -88,6 +88,7 @@ class App:
             worker=worker,
             stream_token=config.http.stream_token,
             cors_origin=config.api.cors_origin,
+            video_extensions=config.cache.video_extensions,
         )
         self.sweeper = CacheSweeper(
             self.cache_root,

@@ -10,13 +10,17 @@ cache-hit response in flight, which the cache sweep never evicts.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
 from time import perf_counter
 from typing import Any
 
+from streme.cache.finder import read_metadata
 from streme.cache.index import CacheIndex, LookupResult, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
+from streme.cache.lookup import episode_file
+from streme.cache.mediatypes import DEFAULT_VIDEO_EXTENSIONS
 from streme.cache.records import UsageRecorder
 from streme.http.fileresponse import file_response
 from streme.http.messages import (
@@ -78,6 +82,32 @@ def parse_file_index(query: dict[str, str]) -> int | None:
     return None
 
 
+class BadEpisode(ValueError):
+    pass
+
+
+def parse_episode(query: dict[str, str]) -> tuple[int | None, int] | None:
+    """`episode=E` with an optional `season=S` (numbers from 0): (S or None, E); None
+    without `episode`."""
+    raw_episode, raw_season = query.get("episode"), query.get("season")
+    if raw_episode is None:
+        if raw_season is not None:
+            raise BadEpisode("season= needs episode= too")
+        return None
+    numbers = []
+    for name, raw in (("season", raw_season), ("episode", raw_episode)):
+        if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
+            raise BadEpisode(f"{name} must be a number, got {raw[:32]!r}")
+        numbers.append(None if raw is None else int(raw))
+    season, episode = numbers
+    assert episode is not None
+    return season, episode
+
+
+def episode_name(season: int | None, episode: int) -> str:
+    return f"episode {episode}" if season is None else f"season {season} episode {episode}"
+
+
 def token_matches(given: str | None, expected: str) -> bool:
     """Compared in constant time (hmac.compare_digest), as bytes."""
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
@@ -95,8 +125,10 @@ class StreamHandlers:
         stats: Stats | None = None,
         stream_token: str = "",
         cors_origin: str = "",
+        video_extensions: list[str] | None = None,
     ) -> None:
         self.index = index
+        self.video_extensions = video_extensions or list(DEFAULT_VIDEO_EXTENSIONS)
         self.stats = stats if stats is not None else Stats()
         self.stream_token = stream_token  # http.stream_token: `?token=` on stream routes
         # api.cors_origin, on every stream response when set.
@@ -193,8 +225,13 @@ class StreamHandlers:
             return self._rejected(400, "invalid_infohash", str(exc))
         try:
             file_index = parse_file_index(request.query)
+            episode = parse_episode(request.query)
         except BadFileIndex as exc:
             return self._rejected(400, "invalid_file_index", str(exc))
+        except BadEpisode as exc:
+            return self._rejected(400, "invalid_episode", str(exc))
+        if episode is not None and file_index is None:
+            return self._by_episode(request, infohash, *episode)
 
         result = self.index.lookup_now(infohash, file_index)
         if result is None:  # the answer needs the filesystem: off the event loop
@@ -205,6 +242,33 @@ class StreamHandlers:
         else:
             lines.info(CHECKING, infohash)
         return self._answer(request, infohash, file_index, result)
+
+    async def _by_episode(
+        self, request: Request, infohash: str, season: int | None, episode: int
+    ) -> Answer:
+        """`?season=&episode=`: the file from the cache's `.torrent`; without one, the
+        swarm chooses from the torrent's metadata (p2phandler)."""
+        index = self.index
+        meta = await asyncio.to_thread(
+            read_metadata, index.root, infohash, index.names_of(infohash)
+        )
+        if meta is not None:
+            chosen = episode_file(meta, self.video_extensions, season, episode)
+            if chosen is None:
+                which = (
+                    f"season {season} episode {episode}"
+                    if season is not None
+                    else f"episode {episode}"
+                )
+                return self._rejected(404, "episode_not_found", f"{infohash} has no {which}")
+            return await self._looked_up(request, infohash, chosen.index)
+        lines.info(CHECKING, infohash)
+        if self.on_miss is not None:
+            return await self._from_swarm(self.on_miss, request, infohash, None)
+        if self.hand_off_misses:
+            return HAND_OFF
+        message = f"choosing an episode of {infohash} needs {infohash}.torrent in the cache"
+        return self._rejected(404, "not_cached", message)
 
     async def _looked_up(self, request: Request, infohash: str, file_index: int | None) -> Answer:
         result = await self.index.lookup_async(infohash, file_index)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 
-from streme.cache.lookup import default_torrent_files
+from streme.cache.lookup import default_torrent_files, episode_file
 from streme.cache.mediatypes import content_type_for
 from streme.config import P2PConfig
+from streme.handlers import parse_episode
 from streme.http.messages import Request, Response, StreamBody, error_response
 from streme.http.ranges import ByteRange
 from streme.http.representation import Representation, plan
@@ -43,6 +44,16 @@ async def stream_from_swarm(
         return p2p_error_response(exc)
     meta = torrent.meta
     assert meta is not None
+    wanted = parse_episode(request.query) if file_index is None else None  # checked by the route
+    if wanted is not None:
+        chosen_episode = episode_file(meta, video_extensions, *wanted)
+        if chosen_episode is None:
+            season, episode = wanted
+            which = (
+                f"season {season} episode {episode}" if season is not None else f"episode {episode}"
+            )
+            return error_response(404, "episode_not_found", f"{infohash} has no {which}")
+        file_index = chosen_episode.index
     if file_index is None:
         videos = default_torrent_files(meta, video_extensions)
         chosen = videos[0] if videos else max(meta.files, key=lambda f: (f.length, -f.index))

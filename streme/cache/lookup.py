@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from streme.cache.choice import is_extra, rank_videos
+from streme.cache.choice import is_extra, pick_episode, rank_videos
 from streme.cache.mediatypes import extension
 from streme.cache.torrentmeta import TorrentFile, TorrentMeta
 
@@ -56,6 +56,16 @@ def default_torrent_files(meta: TorrentMeta, video_extensions: Iterable[str]) ->
     videos = {f.index: f for f in meta.files if is_video(_file_name(meta, f), exts)}
     order = rank_videos((_inside(meta, f), f.length, f.index) for f in videos.values())
     return [videos[index] for index in order]
+
+
+def episode_file(
+    meta: TorrentMeta, video_extensions: Iterable[str], season: int | None, episode: int
+) -> TorrentFile | None:
+    """The video file that is `episode` of `season` (`choice.pick_episode`), or None."""
+    exts = tuple(video_extensions)
+    videos = [f for f in meta.files if is_video(_file_name(meta, f), exts)]
+    index = pick_episode(((_inside(meta, f), f.length, f.index) for f in videos), season, episode)
+    return None if index is None else meta.files[index]
 
 
 def locations_in_hash_dir(meta: TorrentMeta, file: TorrentFile) -> list[tuple[str, ...]]:
