@@ -28,7 +28,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from perf import clients
+from perf import clients, probe
 from perf.servers import Unavailable, free_port
 from perf.swarm import swarm
 from tests.torrent.peers import OPENTRACKER, Torrent, Tracker, write_torrent
@@ -83,27 +83,19 @@ def sample(
             if not isinstance(answer, dict) or "status_url" not in answer:
                 raise RuntimeError(f"the prefetch was not accepted: {answer}")
             before = wait_downloading(client.port, season.infohash)
-        conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=60)
+        sock = probe.connect(client.port, time.monotonic() + 10)
         began = time.perf_counter()
-        conn.request("GET", client.path, headers={"Range": f"bytes=0-{READ - 1}"})
-        response = conn.getresponse()
-        if response.status != 206:
-            raise RuntimeError(f"status {response.status}: {response.read(300)!r}")
-        got = len(response.read(1))
-        first = time.perf_counter()
-        while got < READ:
-            chunk = response.read(min(1 << 20, READ - got))
-            if not chunk:
-                raise RuntimeError(f"response ended after {got} bytes")
-            got += len(chunk)
-        last = time.perf_counter()
-        conn.close()
+        probe.request(sock, client.path, 0, READ - 1)
+        first, last, got = probe.read_body(sock, READ, began)
+        sock.close()
+        if got < READ:
+            raise RuntimeError(f"response ended after {got} bytes")
         after = before
         if kind != KINDS[0]:
             view = api(client.port, "GET", f"/api/torrents/{season.infohash}")
             assert isinstance(view, dict)
             after = float(view.get("progress", 0.0))
-        return first - began, last - began, (after - before) * SEASON_SIZE / MiB
+        return first, last, (after - before) * SEASON_SIZE / MiB
     finally:
         client.stop()
 

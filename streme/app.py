@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streme")
 
+# A worker's counters, as it reports them every second (--workers).
+REPORT_DECODER = msgspec.json.Decoder(StatsSnapshot)
+
 
 class App:
     """Everything one server process runs; `start()` then `stop()` (tests use this too).
@@ -155,14 +158,13 @@ class App:
         """The workers' latest counters (each reports every second)."""
         if self._receiver is None:
             return []
-        decode = msgspec.json.Decoder(StatsSnapshot).decode
-        return [decode(report) for report in self._receiver.reports.values()]
+        return [REPORT_DECODER.decode(report) for report in self._receiver.reports.values()]
 
     async def _report_stats(self, handoff: HandoffSender) -> None:
-        encode = msgspec.json.Encoder().encode
+        encoder = msgspec.json.Encoder()
         while True:
             await asyncio.sleep(REPORT_INTERVAL)
-            handoff.report(encode(self.handlers.stats.snapshot()))
+            handoff.report(encoder.encode(self.handlers.stats.snapshot()))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coroutine)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from streme.cache.lookup import locations_in_hash_dir
-from streme.cache.publish import incomplete_root
+from streme.cache.publish import download_pending
 from streme.config import Config
 from streme.progress import DownloadProgress, Reporter
 from streme.torrent.errors import P2PError
@@ -98,8 +98,7 @@ class Download:
 
     def resumable(self) -> bool:
         """Resume data is saved (by the engine, when it stopped)."""
-        root = incomplete_root(self.cache_root)
-        return os.path.exists(os.path.join(root, f"{self.infohash}.resume"))
+        return download_pending(self.cache_root, self.infohash)
 
     def _published(self, infohash: str) -> None:
         self._wake.set()

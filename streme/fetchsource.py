@@ -23,7 +23,7 @@ from streme.cache.finder import MAX_TORRENT_BYTES
 from streme.cache.index import CacheIndex, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.lookup import default_torrent_files
-from streme.cache.publish import incomplete_root
+from streme.cache.publish import download_pending
 from streme.cache.records import Origin, RecordStore
 from streme.cache.torrentmeta import InvalidTorrent, TorrentMeta, parse_torrent
 from streme.config import Config
@@ -118,8 +118,8 @@ def cached_paths(config: Config, source: Source, file: int | None) -> list[str] 
                 return None
     finally:
         index.close()
-    resume = os.path.join(incomplete_root(root), f"{source.infohash}.resume")
-    if meta is None and os.path.exists(resume):  # the default file of an unfinished download
+    # Without metadata, the default file of an unfinished download is not done.
+    if meta is None and download_pending(root, source.infohash):
         return None
     return paths
 

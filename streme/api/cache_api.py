@@ -29,7 +29,7 @@ from streme.api.views import (
 from streme.cache.finder import read_metadata
 from streme.cache.index import LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
-from streme.cache.publish import incomplete_root
+from streme.cache.publish import download_pending
 from streme.cache.records import Origin, TitleRecord
 from streme.cache.torrentmeta import TorrentMeta
 from streme.http.messages import Request, Response, error_response, json_response
@@ -81,8 +81,8 @@ class CacheAPI:
                 view.cached = found.status is LookupStatus.HIT
                 if found.file is not None:
                     found.file.release()
-        resume = os.path.join(incomplete_root(self.parts.cache_root), f"{infohash}.resume")
-        pending = await asyncio.to_thread(os.path.exists, resume)
+        root = self.parts.cache_root
+        pending = await asyncio.to_thread(download_pending, root, infohash)
         complete = result.status is LookupStatus.HIT and not pending
         return cache_entry(record, files, complete, name)
 

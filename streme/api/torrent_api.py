@@ -20,7 +20,7 @@ from streme.api.parts import Parts
 from streme.api.prefetch_input import BadPrefetch, Prefetch, parse_prefetch
 from streme.api.views import files_of, pending_view, torrent_view
 from streme.cache.index import LookupStatus
-from streme.cache.publish import incomplete_root
+from streme.cache.publish import download_pending
 from streme.http.messages import Request, Response, error_response, json_response
 from streme.p2perrors import p2p_error_response
 from streme.torrent.errors import P2PError
@@ -128,8 +128,8 @@ class TorrentAPI:
             result.file.release()
         if result.status is not LookupStatus.HIT:
             return False
-        resume = os.path.join(incomplete_root(self.parts.cache_root), f"{infohash}.resume")
-        return file is not None or not await asyncio.to_thread(os.path.exists, resume)
+        root = self.parts.cache_root
+        return file is not None or not await asyncio.to_thread(download_pending, root, infohash)
 
     async def prefetch(self, request: Request, params: dict[str, str]) -> Response:
         try:

@@ -27,6 +27,12 @@ def incomplete_root(cache_root: str) -> str:
     return os.path.join(cache_root, ".incomplete")
 
 
+def download_pending(cache_root: str, infohash: str) -> bool:
+    """A download of the torrent stopped before every wanted file was published: its
+    resume data (`.incomplete/<infohash>.resume`) is there. Blocking (a stat)."""
+    return os.path.exists(os.path.join(incomplete_root(cache_root), f"{infohash}.resume"))
+
+
 def download_dir(cache_root: str, infohash: str) -> str:
     """Where libtorrent keeps the torrent's files while they download."""
     return os.path.join(incomplete_root(cache_root), infohash)
