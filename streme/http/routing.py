@@ -6,6 +6,10 @@ arrive percent-encoded: they are split on `/` first, then each segment is decode
 encoded `%2F` stays inside its segment. A path
 that matches a pattern but not the method gets 405 with the route's `Allow`; a path that
 matches nothing gets 404. HEAD is allowed wherever GET is (RFC 9110 §9.3.2).
+
+A pattern may start with a capture (`/{infohash}/{file}`, Stremio's routes): those are
+tried only when no pattern with a literal first segment matches, the ones with fewer
+captures first, so `/{infohash}/stats.json` wins over `/{infohash}/{file}`.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class Router(Generic[H]):
         self._exact: dict[str, _Route[H]] = {}
         # Patterned routes by (segment count, first segment): one dict probe per request.
         self._patterned: dict[tuple[int, str], list[_Route[H]]] = {}
+        # Patterns starting with a capture, by segment count.
+        self._open: dict[int, list[_Route[H]]] = {}
 
     def add(self, pattern: str, handler: H, methods: Iterable[str] = ("GET",)) -> None:
         if not pattern.startswith("/"):
@@ -57,20 +63,24 @@ class Router(Generic[H]):
         handlers = {m.upper(): handler for m in methods}
         if "GET" in handlers:
             handlers.setdefault("HEAD", handler)
-        if 0 in captures:
-            raise ValueError(f"route pattern must start with a literal segment: {pattern!r}")
-        same = self._exact.get(pattern) if not captures else None
-        if captures:
-            key = (len(segments), segments[0])
-            same = next((r for r in self._patterned.get(key, ()) if r.segments == segments), None)
+        if not captures:
+            same = self._exact.get(pattern)
+            routes = None
+        elif 0 in captures:
+            routes = self._open.setdefault(len(segments), [])
+        else:
+            routes = self._patterned.setdefault((len(segments), segments[0]), [])
+        if routes is not None:
+            same = next((r for r in routes if r.segments == segments), None)
         if same is not None:  # more methods for a pattern already routed
             same.handlers.update(handlers)
             return
         route = _Route(segments, captures, names, handlers)
-        if not captures:
+        if routes is None:
             self._exact[pattern] = route
         else:
-            self._patterned.setdefault((len(segments), segments[0]), []).append(route)
+            routes.append(route)
+            routes.sort(key=lambda r: len(r.captures))  # stable: the same count keeps its order
 
     def resolve(self, method: str, path: str) -> Match[H] | NotFound | MethodNotAllowed:
         route = self._exact.get(path)
@@ -80,17 +90,25 @@ class Router(Generic[H]):
             if "%" in path:
                 parts = [unquote(part) for part in parts]
             key = (len(parts), parts[0] if parts else "")
-            for candidate in self._patterned.get(key, ()):
-                found = self._match(candidate, parts)
-                if found is not None:
-                    route, params = candidate, found
-                    break
+            route, params = self._first(self._patterned.get(key, ()), parts)
+            if route is None:
+                route, params = self._first(self._open.get(len(parts), ()), parts)
         if route is None:
             return NotFound()
         handler = route.handlers.get(method)
         if handler is None:
             return MethodNotAllowed(tuple(sorted(route.handlers)))
         return Match(handler, params)
+
+    @classmethod
+    def _first(
+        cls, routes: Iterable[_Route[H]], parts: list[str]
+    ) -> tuple[_Route[H] | None, dict[str, str]]:
+        for candidate in routes:
+            found = cls._match(candidate, parts)
+            if found is not None:
+                return candidate, found
+        return None, {}
 
     @staticmethod
     def _match(route: _Route[H], parts: list[str]) -> dict[str, str] | None:

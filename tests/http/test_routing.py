@@ -56,3 +56,19 @@ def test_methods_added_separately_share_one_route() -> None:
     found = router.resolve("PUT", "/api/cache/ab")
     assert isinstance(found, MethodNotAllowed)
     assert found.allow == ("DELETE", "GET", "HEAD")
+
+
+def test_patterns_starting_with_a_capture() -> None:
+    router = make_router()
+    router.add("/{infohash}/{file}", "play")
+    router.add("/{infohash}/stats.json", "stats")  # added later, still more specific
+    router.add("/{infohash}/create", "create", methods=("POST",))
+    router.add("/stats.json", "all stats")
+    assert router.resolve("GET", "/ab/3") == Match("play", {"infohash": "ab", "file": "3"})
+    assert router.resolve("GET", "/ab/stats.json") == Match("stats", {"infohash": "ab"})
+    assert router.resolve("POST", "/ab/create") == Match("create", {"infohash": "ab"})
+    assert router.resolve("GET", "/stats.json") == Match("all stats", {})
+    # A literal first segment wins: the stream route is not a file named "ab".
+    assert router.resolve("GET", "/stream/proxy/ab") == Match("stream", {"infohash": "ab"})
+    assert router.resolve("GET", "/stream/x") == Match("play", {"infohash": "stream", "file": "x"})
+    assert router.resolve("GET", "/ab/3/4") == NotFound()
