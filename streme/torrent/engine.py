@@ -275,9 +275,10 @@ class Engine:
     async def _add(self, infohash: str, trackers: tuple[str, ...] = ()) -> ActiveTorrent:
         log.info("Attempting P2P stream for hash: %s", infohash)
         params = add_params(self.config, self.cache_root, infohash, self._static_peers)
-        for url in trackers:  # a client's own (p2p.allow_client_trackers)
-            if url not in params.trackers:
-                params.trackers.append(url)
+        # A client's own (p2p.allow_client_trackers). The binding's `trackers` is a copy:
+        # appending to it would change nothing.
+        known = list(params.trackers)
+        params.trackers = known + [url for url in trackers if url not in known]
         handle = self._session.add(params)
         active = ActiveTorrent(infohash, handle, self.find_peers, self._readers_changed)
         active.parked = bool(params.flags & lt.torrent_flags.paused)
