@@ -19,6 +19,7 @@ import msgspec
 import uvloop
 
 from streme import __version__
+from streme.api.access import Access
 from streme.api.parts import Parts
 from streme.api.routes import UPLOAD_PATH, OperatorAPI, add_api_routes, hand_off
 from streme.cache.index import CacheIndex
@@ -34,6 +35,8 @@ from streme.http.server import HTTPServer
 from streme.memory import return_large_blocks
 from streme.playlist import Playlists
 from streme.stats import StatsSnapshot
+from streme.stremio import StremioRoutes, add_stremio_routes
+from streme.subtitle_route import SubtitleRoute
 from streme.workers import Workers, worker_count
 
 if TYPE_CHECKING:
@@ -118,6 +121,23 @@ class App:
         router = build_router(self.handlers)
         add_api_routes(router, self.api)
         add_playlist_routes(router, self.api, config)
+        swarm = None
+        if self.engine is not None:
+            from streme.p2phandler import SwarmFiles
+
+            swarm = SwarmFiles(self.engine, config.p2p)
+        subtitles = SubtitleRoute(
+            self.index,
+            swarm=swarm,
+            hand_off=handoff is not None and config.p2p.enabled,
+            stream_token=config.http.stream_token,
+            cors_origin=config.api.cors_origin,
+        )
+        router.add("/subtitles/{infohash}/{name}", subtitles.serve)
+        stremio = StremioRoutes(
+            self.handlers, config, self.engine, hand_off=handoff is not None and config.p2p.enabled
+        )
+        add_stremio_routes(router, stremio, Access("", config.api.cors_origin))
         self.server = HTTPServer(
             config.http,
             router,

@@ -15,6 +15,7 @@ import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
 from time import perf_counter
 from typing import Any
+from urllib.parse import parse_qs
 
 from streme.cache.finder import read_metadata
 from streme.cache.index import CacheIndex, LookupResult, LookupStatus
@@ -35,6 +36,7 @@ from streme.http.messages import (
 )
 from streme.http.routing import Router
 from streme.logbuffer import LineLog
+from streme.magnet import BadMagnet, magnet_query
 from streme.stats import HIT, MISS_STREAMED, Stats
 
 # The original's per-request lines, at `info`, queued rather than written on the spot.
@@ -243,6 +245,18 @@ class StreamHandlers:
             lines.info(CHECKING, infohash)
         return self._answer(request, infohash, file_index, result)
 
+    def magnet(
+        self, request: Request, params: dict[str, str]
+    ) -> Answer | Coroutine[Any, Any, Answer]:
+        """`/stream/magnet?xt=urn:btih:...&dn=...`: the stream route for the magnet's
+        infohash (`file=`, `season=`/`episode=` as there; its `tr=` per
+        p2p.allow_client_trackers, read by the swarm's side)."""
+        try:
+            infohash, _trackers = magnet_query(parse_qs(request.query_string))
+        except BadMagnet as exc:
+            return self._rejected(400, "invalid_magnet", str(exc))
+        return self.stream(request, {"infohash": infohash})
+
     async def _by_episode(
         self, request: Request, infohash: str, season: int | None, episode: int
     ) -> Answer:
@@ -325,4 +339,5 @@ def build_router(handlers: StreamHandlers) -> Router[Handler]:
     router: Router[Handler] = Router()
     router.add("/health", handlers.health, methods=("GET",))
     router.add("/stream/proxy/{infohash}", handlers.stream, methods=("GET",))
+    router.add("/stream/magnet", handlers.magnet, methods=("GET",))
     return router

@@ -15,12 +15,15 @@ import logging
 
 from streme.cache.lookup import default_torrent_files, episode_file
 from streme.cache.mediatypes import content_type_for
+from streme.cache.torrentmeta import TorrentMeta
 from streme.config import P2PConfig
 from streme.handlers import parse_episode
 from streme.http.messages import Request, Response, StreamBody, error_response
 from streme.http.ranges import ByteRange
 from streme.http.representation import Representation, plan
+from streme.magnet import query_trackers
 from streme.p2perrors import p2p_error_response
+from streme.torrent.buffer import BufferAborted
 from streme.torrent.engine import Engine
 from streme.torrent.errors import CoolingDown, P2PError
 from streme.torrent.stream import RangeReader
@@ -36,8 +39,10 @@ async def stream_from_swarm(
     infohash: str,
     file_index: int | None,
 ) -> Response:
+    # A magnet's or a Stremio app's `tr=`, only with p2p.allow_client_trackers.
+    trackers = query_trackers(request.query_string) if config.allow_client_trackers else ()
     try:
-        torrent = await engine.torrent(infohash)
+        torrent = await engine.torrent(infohash, trackers)
     except P2PError as exc:
         if not isinstance(exc, CoolingDown):
             log.warning("No P2P stream for %s: %s", infohash, exc)
@@ -82,3 +87,31 @@ async def stream_from_swarm(
     return Response(
         planned.status, planned.headers, StreamBody(only.length, reader.chunks, reader.close)
     )
+
+
+class SwarmFiles:
+    """A torrent's metadata and small files (subtitles) read whole from the swarm."""
+
+    def __init__(self, engine: Engine, config: P2PConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    async def metadata(self, infohash: str) -> TorrentMeta:
+        meta = (await self.engine.torrent(infohash)).meta
+        assert meta is not None
+        return meta
+
+    async def read(self, infohash: str, index: int, size: int) -> bytes:
+        """File `index` (`size` bytes) whole, through a reader like a stream's."""
+        if size == 0:
+            return b""
+        engine = self.engine
+        torrent = await engine.torrent(infohash)
+        reader = RangeReader(torrent, index, 0, size - 1, self.config, engine.new_reader_id())
+        try:
+            return b"".join([chunk async for chunk in reader.chunks()])
+        except BufferAborted as exc:  # the producer's failure, as the route reports it
+            cause = exc.__cause__
+            raise cause if isinstance(cause, P2PError) else P2PError(str(exc)) from exc
+        finally:
+            reader.close()

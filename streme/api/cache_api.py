@@ -23,6 +23,7 @@ from streme.api.views import (
     cache_entry,
     files_of,
     page_after,
+    sidecar_views,
     sort_records,
     stream_url,
 )
@@ -33,6 +34,7 @@ from streme.cache.publish import download_pending
 from streme.cache.records import Origin, TitleRecord
 from streme.cache.torrentmeta import TorrentMeta
 from streme.http.messages import Request, Response, error_response, json_response
+from streme.subtitle_route import sidecars
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -44,6 +46,17 @@ def infohash_param(params: dict[str, str]) -> str | Response:
         return parse_infohash(params["infohash"])
     except InvalidInfohash as exc:
         return error_response(400, "invalid_infohash", str(exc))
+
+
+def _sized(video_path: str) -> list[tuple[str, int]]:
+    """The subtitle files beside a video, with their sizes."""
+    found = []
+    for path in sidecars(video_path):
+        try:
+            found.append((path, os.path.getsize(path)))
+        except OSError:
+            continue
+    return found
 
 
 def flag(request: Request, name: str) -> bool:
@@ -73,6 +86,7 @@ class CacheAPI:
                 basename = os.path.basename(cached.path)
                 url = stream_url(infohash, None)
                 files = [FileView(None, basename, cached.size, cached.content_type, url)]
+                files += sidecar_views(infohash, await asyncio.to_thread(_sized, cached.path))
                 name = name or basename
             cached.release()
         if each_file and meta is not None:

@@ -14,16 +14,16 @@ included; with the setting off only the infohash and the configured trackers are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import msgspec
 
+from streme import magnet
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.torrentmeta import InvalidTorrent, TorrentMeta, parse_torrent
 
 TORRENT_TYPE = "application/x-bittorrent"
 FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_TRACKERS = 32
 
 
 class BadPrefetch(ValueError):
@@ -47,21 +47,10 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
 
 def parse_magnet(text: str) -> tuple[str, tuple[str, ...]]:
     """(infohash, trackers) of `magnet:?xt=urn:btih:<hex or base32>&tr=...`."""
-    parts = urlsplit(text.strip())
-    if parts.scheme.lower() != "magnet":
-        raise BadPrefetch("magnet must start with magnet:?")
-    query = parse_qs(parts.query)
-    for xt in query.get("xt", []):
-        if xt.lower().startswith("urn:btih:"):
-            try:
-                infohash = parse_infohash(xt[len("urn:btih:") :])
-            except InvalidInfohash as exc:
-                raise BadPrefetch(f"magnet: {exc}") from None
-            trackers = tuple(
-                tr for tr in query.get("tr", []) if tr.startswith(("http://", "https://", "udp://"))
-            )
-            return infohash, trackers[:MAX_TRACKERS]
-    raise BadPrefetch("magnet has no xt=urn:btih:<infohash>")
+    try:
+        return magnet.parse_magnet(text)
+    except magnet.BadMagnet as exc:
+        raise BadPrefetch(str(exc)) from None
 
 
 def _form(body: bytes) -> _Body:

@@ -6,6 +6,7 @@ this server (the same host and port as the API).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -14,6 +15,7 @@ from streme.cache.mediatypes import content_type_for
 from streme.cache.records import TitleRecord
 from streme.cache.torrentmeta import TorrentMeta
 from streme.stats import StreamOutcomes
+from streme.subtitles import is_subtitle, subtitle_url
 
 if TYPE_CHECKING:  # not at run time: it would load libtorrent into a cache-only server
     from streme.torrent.snapshot import TorrentSnapshot
@@ -31,18 +33,38 @@ class FileView(msgspec.Struct):
     content_type: str
     url: str
     cached: bool | None = None  # on disk and served from the cache (detail view only)
+    vtt: str | None = None  # a subtitle file's URL as WebVTT (for a <track>)
 
 
 def files_of(meta: TorrentMeta) -> list[FileView]:
+    views = []
+    for f in meta.files:
+        name = f.path[-1] if f.path else meta.name
+        views.append(
+            FileView(
+                f.index,
+                "/".join(f.path) if f.path else meta.name,
+                f.length,
+                content_type_for(name),
+                stream_url(meta.infohash, f.index),
+                vtt=subtitle_url(meta.infohash, f.index) if is_subtitle(name) else None,
+            )
+        )
+    return views
+
+
+def sidecar_views(infohash: str, paths: list[tuple[str, int]]) -> list[FileView]:
+    """The subtitle files beside a hand-placed video: (path, size) in their order."""
     return [
         FileView(
-            f.index,
-            "/".join(f.path) if f.path else meta.name,
-            f.length,
-            content_type_for(f.path[-1] if f.path else meta.name),
-            stream_url(meta.infohash, f.index),
+            None,
+            os.path.basename(path),
+            size,
+            content_type_for(path),
+            subtitle_url(infohash, n),
+            vtt=subtitle_url(infohash, n),
         )
-        for f in meta.files
+        for n, (path, size) in enumerate(paths)
     ]
 
 

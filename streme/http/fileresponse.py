@@ -14,7 +14,7 @@ from collections.abc import Callable
 from streme.http.conditional import make_etag
 from streme.http.messages import FileBody, FileSegment, Request, Response, error_response
 from streme.http.ranges import ByteRange
-from streme.http.representation import Representation, plan
+from streme.http.representation import Header, Representation, plan
 
 # (size, mtime, type) -> the file's Representation: a busy server answers the same few files.
 _representations: dict[tuple[int, int, str], Representation] = {}
@@ -56,3 +56,20 @@ def file_response(
         FileSegment(p.start, p.length) if isinstance(p, ByteRange) else p for p in planned.body
     ]
     return Response(planned.status, planned.headers, FileBody(fd, parts, planned.length, release))
+
+
+def bytes_response(
+    request: Request, data: bytes, content_type: str, etag: str, extra: list[Header] | None = None
+) -> Response:
+    """Answer `request` from `data` held in memory (a page, a converted subtitle), with
+    the same planner as a file: conditional requests, ranges, HEAD. `etag` is strong."""
+    planned = plan(
+        request.method, request.headers, Representation(len(data), content_type, etag, None)
+    )
+    if planned.error is not None:
+        return error_response(planned.status, *planned.error, planned.headers)
+    headers = planned.headers + (extra or [])
+    body = b"".join(
+        data[p.start : p.end + 1] if isinstance(p, ByteRange) else p for p in planned.body
+    )
+    return Response(planned.status, headers, body)

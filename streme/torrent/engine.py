@@ -40,7 +40,7 @@ import libtorrent as lt
 
 from streme.cache.lookup import default_torrent_files
 from streme.cache.publish import download_dir, incomplete_root, publish
-from streme.cache.torrentmeta import parse_torrent
+from streme.cache.torrentmeta import TorrentMeta, parse_torrent
 from streme.config import P2PConfig, parse_peer
 from streme.torrent.active import ActiveTorrent
 from streme.torrent.departures import REMOVAL_WAIT, Departures
@@ -475,6 +475,16 @@ class Engine:
         leaving.add_done_callback(lambda _t: self._delete_download(infohash))
         return leaving
 
+    def leave(self, infohash: str, why: str) -> asyncio.Task[None] | None:
+        """Take `infohash` out of the session if nobody reads it, keeping what it has
+        downloaded (resumed when asked again); None when it is not in the session or
+        a response is reading from it."""
+        active = self._torrents.get(infohash)
+        if active is None or active.active_readers or active.waiting:
+            return None
+        active.prefetch = False
+        return self._start_leaving(active, why)
+
     def transfer_totals(self) -> tuple[int, int]:
         """Payload bytes (downloaded, uploaded) since start, torrents that left included."""
         down, up = self._departed_totals
@@ -524,6 +534,11 @@ class Engine:
         active = self._torrents.get(infohash)
         now = self._loop.time() if self._loop is not None else 0.0
         return None if active is None else describe(active, now)
+
+    def metadata(self, infohash: str) -> TorrentMeta | None:
+        """The metadata of a torrent in the session, once it has arrived."""
+        active = self._torrents.get(infohash)
+        return None if active is None else active.meta
 
     def adding(self, infohash: str) -> bool:
         """Being added (before its handle exists)."""

@@ -1,0 +1,299 @@
+"""Stremio-style routes, so streme can stand where an app expects Stremio's streaming
+server (the routes of its open engine, enginefs). docs/stremio.md lists what is covered.
+
+- `GET /{infohash}/{file}`: `file` a number (as `/stream/proxy/{ih}?file=N`), `-1` (the
+  guess: the default file, or `?season=&episode=`'s), or a file's name in the torrent;
+- `GET|POST /{infohash}/create`: join the swarm (or find the title in the cache) and
+  answer its statistics; with `guessFileIdx` (`{}`, `true`, or `{season, episode}`) also
+  `guessedFileIdx`. `peerSearch.sources`' trackers only with `p2p.allow_client_trackers`;
+- `GET /{infohash}/stats.json`, `/{infohash}/{file}/stats.json`, `/stats.json`;
+- `GET /{infohash}/remove`: the torrent leaves the session, keeping what it downloaded
+  (refused with 409 while a response streams from it).
+
+How this works: every stream goes through the stream route's handler with the file
+index put into the query, so cache hits, the swarm, ranges, tokens and statistics are
+the same as on `/stream/proxy`. Metadata comes from the cache's `.torrent`, else from
+the swarm. Statistics keep enginefs' field names; what streme does not track is absent.
+Open like the stream route (`http.stream_token` applies); CORS per `api.cors_origin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from streme.api.access import Access
+from streme.cache.finder import read_metadata
+from streme.cache.infohash import InvalidInfohash, parse_infohash
+from streme.cache.lookup import default_torrent_files, episode_file
+from streme.cache.torrentmeta import TorrentMeta
+from streme.config import Config
+from streme.handlers import StreamHandlers, token_matches
+from streme.http.messages import HAND_OFF, Answer, Handler, Request, Response, error_response
+from streme.http.messages import json_response as _json
+from streme.http.routing import Router
+from streme.magnet import tracker_urls
+from streme.p2perrors import p2p_error_response
+from streme.torrent.errors import P2PError
+
+if TYPE_CHECKING:  # not at run time: it would load libtorrent into a cache-only server
+    from streme.torrent.engine import Engine
+    from streme.torrent.snapshot import TorrentSnapshot
+
+GUESS = "-1"
+
+
+class _PeerSearch(msgspec.Struct):
+    sources: list[str] = []
+
+
+class _CreateBody(msgspec.Struct):
+    """What Stremio's apps post to `/create` (other fields ignored)."""
+
+    peerSearch: _PeerSearch | None = None
+    guessFileIdx: dict[str, Any] | bool | None = None
+
+
+def guess_file(
+    meta: TorrentMeta, video_extensions: list[str], season: int | None, episode: int | None
+) -> int | None:
+    """The file Stremio's `guessFileIdx` means: the episode when asked and found, else
+    the default file (the largest video that is not a sample or extra)."""
+    if episode is not None:
+        found = episode_file(meta, video_extensions, season, episode)
+        if found is not None:
+            return found.index
+    videos = default_torrent_files(meta, video_extensions)
+    return videos[0].index if videos else None
+
+
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+class StremioRoutes:
+    def __init__(
+        self,
+        handlers: StreamHandlers,
+        config: Config,
+        engine: Engine | None,
+        *,
+        hand_off: bool,
+    ) -> None:
+        self.handlers = handlers
+        self.index = handlers.index
+        self.exts = config.cache.video_extensions
+        self.allow_client_trackers = config.p2p.allow_client_trackers
+        self.engine = engine
+        self.hand_off = hand_off  # a worker: what needs the swarm goes to the first process
+        self.stream_token = config.http.stream_token
+        origin = config.api.cors_origin
+        self._cors = [(b"Access-Control-Allow-Origin", origin.encode())] if origin else []
+
+    # -- helpers -------------------------------------------------------------------------
+    def _json(self, status: int, payload: object) -> Response:
+        return _json(status, payload, self._cors)
+
+    def _error(self, status: int, code: str, message: str) -> Response:
+        return error_response(status, code, message, list(self._cors))
+
+    def _check(self, request: Request, raw: str) -> str | Response:
+        """The infohash, or the refusal (a first segment that is no infohash: 404)."""
+        if self.stream_token and not token_matches(request.query.get("token"), self.stream_token):
+            return self._error(
+                401, "stream_token", "this server needs ?token= on stream URLs (http.stream_token)"
+            )
+        try:
+            return parse_infohash(raw)
+        except InvalidInfohash:
+            return self._error(404, "not_found", f"no route for {request.path}")
+
+    async def _metadata(self, infohash: str, trackers: tuple[str, ...] = ()) -> TorrentMeta | None:
+        """The cache's `.torrent`, else the swarm's metadata (None: neither is at hand).
+        Raises P2PError when the swarm cannot give it."""
+        index = self.index
+        meta = await asyncio.to_thread(
+            read_metadata, index.root, infohash, index.names_of(infohash)
+        )
+        if meta is None and self.engine is not None:
+            meta = (await self.engine.torrent(infohash, trackers)).meta
+        return meta
+
+    # -- streams -------------------------------------------------------------------------
+    async def play(self, request: Request, params: dict[str, str]) -> Answer:
+        infohash = self._check(request, params["infohash"])
+        if isinstance(infohash, Response):
+            return infohash
+        file = params["file"]
+        query = {k: v for k, v in request.query.items() if k not in ("file", "fileIdx")}
+        if file == GUESS:
+            pass
+        elif file.isascii() and file.isdigit():
+            query["file"] = file
+        else:
+            try:
+                meta = await self._metadata(infohash)
+            except P2PError as exc:
+                return p2p_error_response(exc)
+            if meta is None:
+                return HAND_OFF if self.hand_off else self._no_metadata(infohash)
+            named = [f.index for f in meta.files if f.path and f.path[-1] == file]
+            named += [f.index for f in meta.files if "/".join(f.path) == file]
+            if not meta.multi_file and meta.name == file:
+                named.append(0)
+            if not named:
+                return self._error(404, "file_not_found", f"{infohash} has no file named {file!r}")
+            query["file"] = str(named[0])
+        answer = self.handlers.stream(
+            dataclasses.replace(request, _query=query), {"infohash": infohash}
+        )
+        return answer if isinstance(answer, Answer) else await answer
+
+    def _no_metadata(self, infohash: str) -> Response:
+        return self._error(
+            404,
+            "not_cached",
+            f"{infohash}'s files are unknown: its .torrent is not in the cache and P2P is off",
+        )
+
+    # -- engine routes -------------------------------------------------------------------
+    async def create(self, request: Request, params: dict[str, str]) -> Answer:
+        infohash = self._check(request, params["infohash"])
+        if isinstance(infohash, Response):
+            return infohash
+        if self.hand_off:
+            return HAND_OFF
+        try:
+            body = msgspec.json.decode(request.body or b"{}", type=_CreateBody)
+        except msgspec.DecodeError as exc:
+            return self._error(400, "invalid_body", f"the body is not the JSON expected: {exc}")
+        sources = body.peerSearch.sources if body.peerSearch is not None else []
+        trackers = tracker_urls(sources) if self.allow_client_trackers else ()
+        try:
+            meta = await self._metadata(infohash, trackers)
+        except P2PError as exc:
+            return p2p_error_response(exc)
+        if meta is None:
+            return self._no_metadata(infohash)
+        stats = await self._stats(infohash, meta, None)
+        guess = body.guessFileIdx
+        if guess is not None and guess is not False:
+            wanted = guess if isinstance(guess, dict) else {}
+            season, episode = _number(wanted.get("season")), _number(wanted.get("episode"))
+            stats["guessedFileIdx"] = guess_file(meta, self.exts, season, episode)
+        return self._json(200, stats)
+
+    async def remove(self, request: Request, params: dict[str, str]) -> Answer:
+        infohash = self._check(request, params["infohash"])
+        if isinstance(infohash, Response):
+            return infohash
+        if self.hand_off:
+            return HAND_OFF
+        engine = self.engine
+        if engine is not None and infohash in engine.in_use():
+            leaving = engine.leave(infohash, "removed (Stremio's /remove)")
+            if leaving is None and engine.torrent_snapshot(infohash) is not None:
+                return self._error(
+                    409, "in_use", f"{infohash} is being streamed; it leaves when nobody reads it"
+                )
+            if leaving is not None:
+                await leaving
+        return self._json(200, {})
+
+    async def stats(self, request: Request, params: dict[str, str]) -> Answer:
+        infohash = self._check(request, params["infohash"])
+        if isinstance(infohash, Response):
+            return infohash
+        if self.hand_off:
+            return HAND_OFF
+        raw = params.get("file")
+        file = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+        index = self.index
+        meta = await asyncio.to_thread(
+            read_metadata, index.root, infohash, index.names_of(infohash)
+        )
+        snapshot = self.engine.torrent_snapshot(infohash) if self.engine is not None else None
+        if meta is None and snapshot is not None and self.engine is not None:
+            meta = self.engine.metadata(infohash)
+        if meta is None:
+            return self._json(200, None)  # as enginefs answers for a torrent it does not have
+        return self._json(200, await self._stats(infohash, meta, file))
+
+    async def all_stats(self, request: Request, params: dict[str, str]) -> Answer:
+        if self.hand_off:
+            return HAND_OFF
+        engine = self.engine
+        answer: dict[str, object] = {}
+        for snapshot in engine.snapshot() if engine is not None else []:
+            meta = engine.metadata(snapshot.infohash) if engine is not None else None
+            if meta is not None:
+                answer[snapshot.infohash] = await self._stats(snapshot.infohash, meta, None)
+        return self._json(200, answer)
+
+    async def _stats(self, infohash: str, meta: TorrentMeta, file: int | None) -> dict[str, Any]:
+        """enginefs' statistics of a torrent (and of one of its files)."""
+        engine = self.engine
+        snapshot: TorrentSnapshot | None = (
+            engine.torrent_snapshot(infohash) if engine is not None else None
+        )
+        offsets, offset = [], 0
+        for f in meta.files:
+            offsets.append(offset)
+            offset += f.length
+        stats: dict[str, Any] = {
+            "infoHash": infohash,
+            "name": meta.name,
+            "files": [
+                {
+                    "path": "/".join((meta.name, *f.path)) if f.path else meta.name,
+                    "name": f.path[-1] if f.path else meta.name,
+                    "length": f.length,
+                    "offset": offsets[i],
+                }
+                for i, f in enumerate(meta.files)
+            ],
+            "peers": snapshot.peers if snapshot else 0,
+            "downloaded": snapshot.downloaded if snapshot else 0,
+            "uploaded": snapshot.uploaded if snapshot else 0,
+            "downloadSpeed": snapshot.download_rate if snapshot else 0,
+            "uploadSpeed": snapshot.upload_rate if snapshot else 0,
+        }
+        if file is not None and file < len(meta.files):
+            chosen = meta.files[file]
+            stats["streamLen"] = chosen.length
+            stats["streamName"] = chosen.path[-1] if chosen.path else meta.name
+            stats["streamProgress"] = await self._progress(infohash, file, chosen.length, snapshot)
+        return stats
+
+    async def _progress(
+        self, infohash: str, file: int, size: int, snapshot: TorrentSnapshot | None
+    ) -> float:
+        """The file's share on disk: from the swarm's progress, else 1 when cached."""
+        if snapshot is not None:
+            for f in snapshot.files:
+                if f.index == file:
+                    return round(f.done / f.size, 4) if f.size else 1.0
+        found = await self.index.lookup_async(infohash, file)
+        if found.file is None:
+            return 0.0
+        found.file.release()
+        return 1.0
+
+
+def add_stremio_routes(router: Router[Handler], routes: StremioRoutes, access: Access) -> None:
+    """These patterns start with a capture: tried after every other route (routing.py)."""
+    if access.cors_origin:  # a web app's POST of JSON is preflighted
+
+        def preflight(request: Request, params: dict[str, str]) -> Response:
+            return access.preflight("GET, OPTIONS, POST")
+
+        router.add("/{infohash}/create", preflight, methods=("OPTIONS",))
+    router.add("/stats.json", routes.all_stats)
+    router.add("/{infohash}/stats.json", routes.stats)
+    router.add("/{infohash}/{file}/stats.json", routes.stats)
+    router.add("/{infohash}/create", routes.create, methods=("GET", "POST"))
+    router.add("/{infohash}/remove", routes.remove)
+    router.add("/{infohash}/{file}", routes.play)
