@@ -37,6 +37,7 @@ from streme.playlist import Playlists
 from streme.stats import StatsSnapshot
 from streme.stremio import StremioRoutes, add_stremio_routes
 from streme.subtitle_route import SubtitleRoute
+from streme.webpage import WebPage, add_page_routes
 from streme.workers import Workers, worker_count
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class App:
         router = build_router(self.handlers)
         add_api_routes(router, self.api)
         add_playlist_routes(router, self.api, config)
+        add_page_routes(router, WebPage())
         swarm = None
         if self.engine is not None:
             from streme.p2phandler import SwarmFiles
