@@ -79,13 +79,16 @@ class CacheAPI:
         meta = await self.metadata(infohash)
         result = await index.lookup_async(infohash)
         name = meta.name if meta is not None else ""
-        files = files_of(meta) if meta is not None else []
+        exts = self.parts.config.cache.video_extensions
+        files = files_of(meta, exts) if meta is not None else []
         if result.file is not None:
             cached = result.file
             if not files:  # hand-placed, no .torrent: the file the index serves
                 basename = os.path.basename(cached.path)
                 url = stream_url(infohash, None)
-                files = [FileView(None, basename, cached.size, cached.content_type, url)]
+                files = [
+                    FileView(None, basename, cached.size, cached.content_type, url, default=True)
+                ]
                 files += sidecar_views(infohash, await asyncio.to_thread(_sized, cached.path))
                 name = name or basename
             cached.release()

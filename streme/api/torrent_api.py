@@ -119,7 +119,7 @@ class TorrentAPI:
                     404, "not_cached", f"{infohash} is not in the cache and P2P is off"
                 )
             return json_response(200, (await self.cache.describe(record)).files)
-        return json_response(200, files_of(meta))
+        return json_response(200, files_of(meta, self.parts.config.cache.video_extensions))
 
     async def _cached(self, infohash: str, file: int | None) -> bool:
         """The file (None: the default one) is served from the cache, nothing pending."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from streme.cache.lookup import default_torrent_files
 from streme.cache.mediatypes import content_type_for
 from streme.cache.records import TitleRecord
 from streme.cache.torrentmeta import TorrentMeta
@@ -34,9 +35,12 @@ class FileView(msgspec.Struct):
     url: str
     cached: bool | None = None  # on disk and served from the cache (detail view only)
     vtt: str | None = None  # a subtitle file's URL as WebVTT (for a <track>)
+    default: bool = False  # the file the stream URL without `?file=` serves (by the torrent)
 
 
-def files_of(meta: TorrentMeta) -> list[FileView]:
+def files_of(meta: TorrentMeta, video_extensions: list[str]) -> list[FileView]:
+    videos = default_torrent_files(meta, video_extensions)
+    default = videos[0].index if videos else None
     views = []
     for f in meta.files:
         name = f.path[-1] if f.path else meta.name
@@ -48,6 +52,7 @@ def files_of(meta: TorrentMeta) -> list[FileView]:
                 content_type_for(name),
                 stream_url(meta.infohash, f.index),
                 vtt=subtitle_url(meta.infohash, f.index) if is_subtitle(name) else None,
+                default=f.index == default,
             )
         )
     return views

@@ -451,10 +451,9 @@
 
   const fileName = (path) => path.split('/').pop();
 
-  // The file the server streams by default: the largest video that is not a sample.
+  // The file the server streams without ?file= (the API marks it), else the largest.
   function defaultFile(videos) {
-    const bySize = [...videos].sort((a, b) => b.size - a.size);
-    return bySize.find((f) => !/\b(sample|trailer)\b/i.test(f.path)) || bySize[0];
+    return videos.find((f) => f.default) || [...videos].sort((a, b) => b.size - a.size)[0];
   }
 
   function fillFilePicker(videos, url) {

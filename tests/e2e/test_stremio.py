@@ -59,6 +59,8 @@ def check_routes(server: RunningServer, ih: str) -> None:
     assert sha(body(server, f"/{ih}/Show.S01E02.720p.mkv")) == sha(E02)
     _, _, guessed = call(server.port, "POST", f"/{ih}/create", {"guessFileIdx": {}})
     assert guessed["guessedFileIdx"] == file_index(files, "Show.S01E01.720p.mkv")
+    _, _, api_files = call(server.port, "GET", f"/api/files/{ih}")  # what the page picks
+    assert [f["path"] for f in api_files if f["default"]] == ["Show.S01E01.720p.mkv"]
     _, _, plain = call(server.port, "GET", f"/{ih}/create")
     assert "guessedFileIdx" not in plain
     # Per-file statistics: enginefs' names.

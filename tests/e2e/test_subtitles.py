@@ -74,6 +74,7 @@ def test_in_a_cached_torrent(
     srt = by_path["Film.2020.1080p.en.srt"]
     assert srt["vtt"] == f"/subtitles/{ih}/{srt['index']}.vtt"
     assert by_path["Film.2020.1080p.mkv"]["vtt"] is None
+    assert [f["path"] for f in files if f["default"]] == ["Film.2020.1080p.mkv"]
     assert vtt(server, srt["vtt"])[2] == VTT
     assert vtt(server, by_path["Subs/French.vtt"]["vtt"])[2] == FRENCH_VTT
     video = by_path["Film.2020.1080p.mkv"]["index"]
