@@ -172,3 +172,39 @@ def test_stats_and_metrics_cover_every_process(cache: Path) -> None:
         conn.close()
     finally:
         stop(served)
+
+
+def test_a_worker_hands_over_the_player_routes(
+    cache: Path, tmp_path: Path, tracker: object
+) -> None:
+    """Stremio's create (with its JSON body), a file by name and a subtitle from the swarm,
+    each asked on a worker's connection, answered by the engine's process."""
+    from tests.torrent.swarm import make_seeder, p2p_settings, random_bytes
+
+    movie, srt = random_bytes(2 * 1024 * 1024, 8), b"1\r\n00:00:01,000 --> 00:00:02,000\r\nHi\r\n"
+    files = {"Film/Film.mp4": movie, "Film/Film.srt": srt}
+    seeder = make_seeder(tmp_path / "seed", files, tracker=tracker)  # type: ignore[arg-type]
+    env = {f"STREME_P2P_{k.upper()}": as_env(v) for k, v in p2p_settings(tracker).items()}  # type: ignore[arg-type]
+    served = start(cache, env)
+    ih = seeder.infohash
+    try:
+        conn = connection_on(served.port, 1)
+        body = json.dumps({"guessFileIdx": {}}).encode()
+        conn.request("POST", f"/{ih}/create", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        created = json.loads(response.read())
+        assert response.status == 200, created
+        names = [f["name"] for f in created["files"]]
+        assert names[created["guessedFileIdx"]] == "Film.mp4"
+        conn.close()
+        conn = connection_on(served.port, 1)
+        status, got = get(conn, f"/{ih}/Film.mp4")
+        assert (status, sha(got)) == (200, sha(movie))
+        conn.close()
+        conn = connection_on(served.port, 1)
+        status, got = get(conn, f"/subtitles/{ih}/{names.index('Film.srt')}.vtt")
+        assert (status, got) == (200, b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHi\n")
+        conn.close()
+    finally:
+        assert stop(served) == 0
+        seeder.stop()

@@ -8,7 +8,8 @@ words; the right one shows the cache. The hand-placed title plays to `playing`, 
 and its subtitle track, switched on, puts the cue's text in the page (Chromium parsed the
 WebVTT the server made from the SRT). Then the seeder's magnet, pasted into the box,
 starts a stream from the swarm: it plays, seeks, shows in the torrents list, and its
-subtitle from the swarm shows too. Screenshots at 1280 and 390 px wide go to
+subtitle from the swarm shows too; once downloaded it is listed in the cache and plays
+from there. Screenshots at 1280 and 390 px wide go to
 `test-artifacts/web/`.
 """
 
@@ -108,6 +109,12 @@ def test_the_page(
             expect(torrent).to_be_visible(timeout=TIMEOUT_MS)
             switch_subtitles_on(page, "Show.S01E01.fr.srt", SWARM_CUE)
             expect(page.locator("#message")).not_to_contain_text("not accepted")
+            # Downloaded whole, it lands in the cache: the page lists it there, and it
+            # plays from there.
+            cached = page.locator(f'#cache-list [data-infohash="{seeder.infohash}"]')
+            expect(cached).to_be_visible(timeout=TIMEOUT_MS)
+            cached.locator(".play").click()
+            play_and_seek(page, clip.duration * 0.3)
 
             page.screenshot(path=str(ARTIFACTS / "page-1280.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
