@@ -89,6 +89,8 @@ def _timestamp(h: str | None, m: str, s: str, ms: str | None) -> str:
 
 def _cue_text(line: str) -> str:
     """One line of an SRT cue as WebVTT cue text."""
+    if "<" not in line and "&" not in line and "-->" not in line:
+        return line  # most lines: nothing to rewrite
     line = _FONT_TAG.sub("", line).replace("-->", "->")
     out = []
     pos = 0
