@@ -280,6 +280,7 @@ async def serve(config: Config) -> int:
             f"streme {__version__} listening on {url} (cache directory {cache_dir})",
             file=sys.stderr,
         )
+        print(f"web page (players, the cache, magnets): {url}/", file=sys.stderr)
         print(f"stream a cached video: {url}/stream/proxy/<infohash>", file=sys.stderr, flush=True)
     if app.workers is not None:
         print(f"{app.worker_count} processes serve the port (--workers)", file=sys.stderr)

@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the HTTP server",
-        description="Run the HTTP server until SIGINT or SIGTERM.",
+        description="Run the HTTP server until SIGINT or SIGTERM.\n\n"
+        "Players open / (the web page), /stream/proxy/{infohash}, /stream/magnet?xt=...,\n"
+        "/playlist/{infohash}.m3u and Stremio's routes (/{infohash}/{fileIdx}); scripts use\n"
+        "/api/ (README.md lists every route).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
