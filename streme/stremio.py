@@ -31,9 +31,16 @@ from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.lookup import default_torrent_files, episode_file
 from streme.cache.torrentmeta import TorrentMeta
 from streme.config import Config
-from streme.handlers import StreamHandlers, token_matches
-from streme.http.messages import HAND_OFF, Answer, Handler, Request, Response, error_response
-from streme.http.messages import json_response as _json
+from streme.handlers import FILE_INDEX_PARAMS, StreamHandlers, token_matches
+from streme.http.messages import (
+    HAND_OFF,
+    Answer,
+    Handler,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 from streme.http.routing import Router
 from streme.magnet import tracker_urls
 from streme.p2perrors import p2p_error_response
@@ -95,7 +102,7 @@ class StremioRoutes:
 
     # -- helpers -------------------------------------------------------------------------
     def _json(self, status: int, payload: object) -> Response:
-        return _json(status, payload, self._cors)
+        return json_response(status, payload, self._cors)
 
     def _error(self, status: int, code: str, message: str) -> Response:
         return error_response(status, code, message, list(self._cors))
@@ -128,12 +135,10 @@ class StremioRoutes:
         if isinstance(infohash, Response):
             return infohash
         file = params["file"]
-        query = {k: v for k, v in request.query.items() if k not in ("file", "fileIdx")}
-        if file == GUESS:
-            pass
-        elif file.isascii() and file.isdigit():
+        query = {k: v for k, v in request.query.items() if k not in FILE_INDEX_PARAMS}
+        if file.isascii() and file.isdigit():
             query["file"] = file
-        else:
+        elif file != GUESS:  # a file's name
             try:
                 meta = await self._metadata(infohash)
             except P2PError as exc:
