@@ -19,25 +19,19 @@ import msgspec
 import uvloop
 
 from streme import __version__
-from streme.api.access import Access
 from streme.api.parts import Parts
-from streme.api.routes import UPLOAD_PATH, OperatorAPI, add_api_routes, hand_off
+from streme.api.routes import UPLOAD_PATH, OperatorAPI
 from streme.cache.index import CacheIndex
 from streme.cache.records import Origin, RecordStore, UsageRecorder
 from streme.cache.sweep import CacheSweeper
 from streme.config import Config
 from streme.descriptors import raise_limit
-from streme.handlers import StreamHandlers, build_router
+from streme.handlers import StreamHandlers
 from streme.handoff import REPORT_INTERVAL, HandoffReceiver, HandoffSender
-from streme.http.messages import Handler
-from streme.http.routing import Router
 from streme.http.server import HTTPServer
 from streme.memory import return_large_blocks
-from streme.playlist import Playlists
+from streme.routes import all_routes
 from streme.stats import StatsSnapshot
-from streme.stremio import StremioRoutes, add_stremio_routes
-from streme.subtitle_route import SubtitleRoute
-from streme.webpage import WebPage, add_page_routes
 from streme.workers import Workers, worker_count
 
 if TYPE_CHECKING:
@@ -119,27 +113,13 @@ class App:
                 worker_stats=self._worker_stats,
             )
             self.api = OperatorAPI(parts)
-        router = build_router(self.handlers)
-        add_api_routes(router, self.api)
-        add_playlist_routes(router, self.api, config)
-        add_page_routes(router, WebPage())
-        swarm = None
-        if self.engine is not None:
-            from streme.p2phandler import SwarmFiles
-
-            swarm = SwarmFiles(self.engine, config.p2p)
-        subtitles = SubtitleRoute(
-            self.index,
-            swarm=swarm,
-            hand_off=handoff is not None and config.p2p.enabled,
-            stream_token=config.http.stream_token,
-            cors_origin=config.api.cors_origin,
+        router = all_routes(
+            config,
+            self.handlers,
+            self.api,
+            self.engine,
+            in_worker=handoff is not None,
         )
-        router.add("/subtitles/{infohash}/{name}", subtitles.serve)
-        stremio = StremioRoutes(
-            self.handlers, config, self.engine, hand_off=handoff is not None and config.p2p.enabled
-        )
-        add_stremio_routes(router, stremio, Access("", config.api.cors_origin))
         self.server = HTTPServer(
             config.http,
             router,
@@ -247,19 +227,6 @@ class App:
                 log.exception("could not record the download of %s", infohash)
 
         self._spawn(record())
-
-
-def add_playlist_routes(router: Router[Handler], api: OperatorAPI | None, config: Config) -> None:
-    """`/playlist.m3u` and `/playlist/{infohash}.m3u`; a worker hands them to the first
-    process, which has the records."""
-    routes = ("/playlist.m3u", "/playlist/{name}")
-    if api is None:
-        for pattern in routes:
-            router.add(pattern, hand_off)
-        return
-    playlists = Playlists(api.cache, config.cache.video_extensions, config.http.stream_token)
-    router.add(routes[0], playlists.everything)
-    router.add(routes[1], playlists.title)
 
 
 async def serve(config: Config) -> int:
