@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.api.apiclient import call
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, write_video
 from tests.e2e.test_episodes import E01, E02, PACK
 from tests.torrent.peers import Tracker
 from tests.torrent.swarm import make_seeder, make_torrent, p2p_settings
@@ -119,3 +119,37 @@ def test_from_the_swarm(
         assert sha(body(server, f"/{ih}/-1?episode=2")) == sha(E02)
     finally:
         seeder.stop()
+
+
+def test_cors_for_web_apps_on_other_origins(
+    make_server: Callable[..., RunningServer], cache_dir: Path, tmp_path: Path
+) -> None:
+    """With api.cors_origin, Stremio's routes and the subtitles carry it, and the JSON
+    POST of create is preflighted; without it, nothing says another origin may read."""
+    blob, ih = make_torrent(tmp_path / "build", PACK)
+    shutil.copytree(tmp_path / "build" / "Show.S01.720p", cache_dir / ih / "Show.S01.720p")
+    (cache_dir / f"{ih}.torrent").write_bytes(blob)
+    hand = "b" * 40
+    write_video(cache_dir, f"{hand}.mp4", 2 * 1024 * KiB)
+    (cache_dir / f"{hand}.srt").write_bytes(b"1\n00:00:01,000 --> 00:00:02,000\nx\n")
+    origin = "https://web.stremio.example"
+    server = make_server(api={"cors_origin": origin})
+    status, headers, _ = call(
+        server.port,
+        "OPTIONS",
+        f"/{ih}/create",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert (status, headers["access-control-allow-origin"]) == (204, origin)
+    assert "POST" in headers["access-control-allow-methods"]
+    for method, path in [
+        ("POST", f"/{ih}/create"),
+        ("GET", f"/{ih}/stats.json"),
+        ("GET", f"/{ih}/0"),
+    ]:
+        status, headers, _ = call(server.port, method, path, headers={"Origin": origin})
+        assert (status, headers.get("access-control-allow-origin")) == (200, origin), path
+    plain = make_server()
+    status, headers, _ = call(plain.port, "GET", f"/{ih}/stats.json", headers={"Origin": origin})
+    assert status == 200
+    assert "access-control-allow-origin" not in headers
