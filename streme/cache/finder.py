@@ -155,7 +155,9 @@ class Finder:
     def _open_dir_default(self, name: str, meta: TorrentMeta | None) -> Opened | None:
         directory = os.path.join(self.root, name)
         if meta is not None:
-            for file in default_torrent_files(meta, self._exts):
+            # The torrent's default video, or nothing: another of its files on disk (a
+            # sample, another episode) is never played in its place.
+            for file in default_torrent_files(meta, self._exts)[:1]:
                 for parts in locations_in_hash_dir(meta, file):
                     path = os.path.join(directory, *parts)
                     opened = self._open_checked(Answer(path, 0, file.length))

@@ -5,7 +5,8 @@ For infohash H (see docs/cache-lookup.md):
    with a video extension and at least `min_size` bytes (ties: the smaller name); if the
    torrent's metadata is known and it has one file, the size must equal that file's.
    Otherwise, in the directories whose names carry H (by name): with metadata, the
-   torrent's largest video present at its full size (ties: the lower index); without, the
+   torrent's default video (`default_torrent_files`' first) if present at its full size,
+   else nothing (a miss: no other file plays in its place); without, the
    largest video file of at least `min_size` under the directory (ties: the smaller path).
    Everywhere, a sample, trailer or extra (`choice.is_extra`) comes after every other
    video, whatever its size.

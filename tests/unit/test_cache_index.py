@@ -174,8 +174,32 @@ def test_incomplete_file_with_metadata_is_not_served(root: Path, tmp_path: Path)
     with open(root / ih / "Pack" / "S1" / "E02.mkv", "r+b") as f:
         f.truncate(MiB)
     index = index_for(root)
-    assert hit_path(index.lookup(ih)) == "E01.mkv"  # E02 is short: next largest complete
+    # The default (E02, the largest) is short: a miss (the swarm completes it), never
+    # another file of the torrent in its place; E01 is still there by its index.
+    assert index.lookup(ih).status is LookupStatus.MISS
     assert index.lookup(ih, 1).status is LookupStatus.MISS
+    assert hit_path(index.lookup(ih, 0)) == "E01.mkv"
+
+
+def test_only_the_sample_on_disk_is_a_miss(root: Path, tmp_path: Path) -> None:
+    """A prefetch of the sample alone (or a film deleted by hand) leaves the sample: the
+    title's default is still the film, so the request goes to the swarm for it."""
+    src = tmp_path / "src"
+    for rel, size in {"Film/Film.mkv": 3 * MiB, "Film/Sample/Film.sample.mkv": 2 * MiB}.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(os.urandom(size))
+    ct = lt.create_torrent(lt.list_files(str(src / "Film")), 64 * 1024)
+    lt.set_piece_hashes(ct, str(src))
+    blob = bytes(lt.bencode(ct.generate()))
+    ih = str(lt.torrent_info(blob).info_hashes().v1)
+    os.rename(src, root / ih)
+    (root / f"{ih}.torrent").write_bytes(blob)
+    assert hit_path(index_for(root).lookup(ih)) == "Film.mkv"
+    (root / ih / "Film" / "Film.mkv").unlink()
+    index = index_for(root)
+    assert index.lookup(ih).status is LookupStatus.MISS
+    sample = next(f.index for f in index.metadata(ih).files if "Sample" in f.path)  # type: ignore[union-attr]
+    assert hit_path(index.lookup(ih, sample)) == "Film.sample.mkv"  # asked for: served
 
 
 def test_file_index_without_metadata(root: Path) -> None:
