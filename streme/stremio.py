@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,7 +30,7 @@ from streme.api.access import Access
 from streme.cache.finder import read_metadata
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.lookup import default_torrent_files, episode_file
-from streme.cache.torrentmeta import TorrentMeta
+from streme.cache.torrentmeta import TorrentFile, TorrentMeta
 from streme.config import Config
 from streme.handlers import FILE_INDEX_PARAMS, StreamHandlers, token_matches
 from streme.http.messages import (
@@ -119,15 +120,26 @@ class StremioRoutes:
             return self._error(404, "not_found", f"no route for {request.path}")
 
     async def _metadata(self, infohash: str, trackers: tuple[str, ...] = ()) -> TorrentMeta | None:
-        """The cache's `.torrent`, else the swarm's metadata (None: neither is at hand).
+        """The cache's `.torrent`; for a title placed by hand without one, its one video
+        as file 0 (`hand_placed`); else the swarm's metadata (None: none of these).
         Raises P2PError when the swarm cannot give it."""
         index = self.index
         meta = await asyncio.to_thread(
             read_metadata, index.root, infohash, index.names_of(infohash)
         )
+        if meta is None:
+            meta = await self._hand_placed(infohash)
         if meta is None and self.engine is not None:
             meta = (await self.engine.torrent(infohash, trackers)).meta
         return meta
+
+    async def _hand_placed(self, infohash: str) -> TorrentMeta | None:
+        found = await self.index.lookup_async(infohash)
+        if found.file is None:
+            return None
+        found.file.release()
+        name = os.path.basename(found.file.path)
+        return TorrentMeta(infohash, name, False, (TorrentFile(0, 0, (), found.file.size),))
 
     # -- streams -------------------------------------------------------------------------
     async def play(self, request: Request, params: dict[str, str]) -> Answer:
@@ -138,6 +150,8 @@ class StremioRoutes:
         query = {k: v for k, v in request.query.items() if k not in FILE_INDEX_PARAMS}
         if file.isascii() and file.isdigit():
             query["file"] = file
+            if file == "0" and await self._hand_placed_only(infohash):
+                del query["file"]  # its one file, which has no index without a .torrent
         elif file != GUESS:  # a file's name
             try:
                 meta = await self._metadata(infohash)
@@ -151,11 +165,20 @@ class StremioRoutes:
                 named.append(0)
             if not named:
                 return self._error(404, "file_not_found", f"{infohash} has no file named {file!r}")
-            query["file"] = str(named[0])
+            if not await self._hand_placed_only(infohash):
+                query["file"] = str(named[0])
         answer = self.handlers.stream(
             dataclasses.replace(request, _query=query), {"infohash": infohash}
         )
         return answer if isinstance(answer, Answer) else await answer
+
+    async def _hand_placed_only(self, infohash: str) -> bool:
+        """In the cache without a `.torrent`: its files have no indexes."""
+        index = self.index
+        names = index.names_of(infohash)
+        if not names:
+            return False
+        return await asyncio.to_thread(read_metadata, index.root, infohash, names) is None
 
     def _no_metadata(self, infohash: str) -> Response:
         return self._error(
@@ -220,8 +243,9 @@ class StremioRoutes:
         meta = await asyncio.to_thread(
             read_metadata, index.root, infohash, index.names_of(infohash)
         )
-        snapshot = self.engine.torrent_snapshot(infohash) if self.engine is not None else None
-        if meta is None and snapshot is not None and self.engine is not None:
+        if meta is None:
+            meta = await self._hand_placed(infohash)
+        if meta is None and self.engine is not None:
             meta = self.engine.metadata(infohash)
         if meta is None:
             return self._json(200, None)  # as enginefs answers for a torrent it does not have
@@ -281,7 +305,8 @@ class StremioRoutes:
             for f in snapshot.files:
                 if f.index == file:
                     return round(f.done / f.size, 4) if f.size else 1.0
-        found = await self.index.lookup_async(infohash, file)
+        by_index = None if await self._hand_placed_only(infohash) else file
+        found = await self.index.lookup_async(infohash, by_index)
         if found.file is None:
             return 0.0
         found.file.release()

@@ -153,3 +153,21 @@ def test_cors_for_web_apps_on_other_origins(
     status, headers, _ = call(plain.port, "GET", f"/{ih}/stats.json", headers={"Origin": origin})
     assert status == 200
     assert "access-control-allow-origin" not in headers
+
+
+def test_a_title_placed_by_hand(make_server: Callable[..., RunningServer], cache_dir: Path) -> None:
+    """No .torrent: its one video is file 0, answered from the cache at once (P2P is on
+    with no tracker: asking the swarm would have waited for metadata that never comes)."""
+    ih = "9" * 40
+    data = write_video(cache_dir, f"{ih}-Film.mp4", 2 * 1024 * KiB)
+    server = make_server(p2p=p2p_settings(None))
+    status, _, created = call(server.port, "POST", f"/{ih}/create", {"guessFileIdx": {}})
+    assert status == 200, created
+    assert created["files"] == [
+        {"path": f"{ih}-Film.mp4", "name": f"{ih}-Film.mp4", "length": len(data), "offset": 0}
+    ]
+    assert created["guessedFileIdx"] == 0
+    for path in [f"/{ih}/0", f"/{ih}/-1", f"/{ih}/{ih}-Film.mp4"]:
+        assert sha(body(server, path)) == sha(data), path
+    status, _, stats = call(server.port, "GET", f"/{ih}/0/stats.json")
+    assert (status, stats["streamProgress"], stats["streamLen"]) == (200, 1.0, len(data))
