@@ -7,8 +7,9 @@ The page is opened with no token: it asks for one; a wrong one gets a clear mess
 words; the right one shows the cache. The hand-placed title plays to `playing`, seeks,
 and its subtitle track, switched on, puts the cue's text in the page (Chromium parsed the
 WebVTT the server made from the SRT). Then the seeder's magnet, pasted into the box,
-starts a stream from the swarm: it plays, seeks, shows in the torrents list, and its
-subtitle from the swarm shows too; once downloaded it is listed in the cache and plays
+starts a stream from the swarm: it plays, seeks, shows in the torrents list, its
+subtitle from the swarm shows too, and the file picker plays its second episode; once
+downloaded it is listed in the cache and plays
 from there. Screenshots at 1280 and 390 px wide go to
 `test-artifacts/web/`.
 """
@@ -71,9 +72,14 @@ def test_the_page(
     clip = clips.get("mp4-faststart")
     (cache_dir / f"{HAND}.mp4").write_bytes(clip.path.read_bytes())
     (cache_dir / f"{HAND}.srt").write_bytes(SRT)
+    second = clips.get("webm")  # smaller: E01 stays the default
     seeder = make_seeder(
         tmp_path / "seed",
-        {"Show/Show.S01E01.mp4": clip.path.read_bytes(), "Show/Show.S01E01.fr.srt": SWARM_SRT},
+        {
+            "Show/Show.S01E01.mp4": clip.path.read_bytes(),
+            "Show/Show.S01E02.webm": second.path.read_bytes(),
+            "Show/Show.S01E01.fr.srt": SWARM_SRT,
+        },
         piece_length=256 * 1024,
         tracker=tracker,
     )
@@ -109,12 +115,25 @@ def test_the_page(
             expect(torrent).to_be_visible(timeout=TIMEOUT_MS)
             switch_subtitles_on(page, "Show.S01E01.fr.srt", SWARM_CUE)
             expect(page.locator("#message")).not_to_contain_text("not accepted")
+            # The file picker: E01 (the default) shown, E02 chosen and played.
+            picker = page.locator("#file-picker")
+            expect(picker).to_be_visible()
+            expect(picker.locator("option:checked")).to_contain_text("Show.S01E01.mp4")
+            e02 = picker.locator("option", has_text="Show.S01E02.webm").get_attribute("value")
+            picker.select_option(value=e02)
+            page.wait_for_function(
+                "(n) => document.querySelector('#video').currentSrc.endsWith('file=' + n)",
+                arg=e02,
+                timeout=TIMEOUT_MS,
+            )
+            play_and_seek(page, second.duration * 0.5)
             # Downloaded whole, it lands in the cache: the page lists it there, and it
             # plays from there.
             cached = page.locator(f'#cache-list [data-infohash="{seeder.infohash}"]')
             expect(cached).to_be_visible(timeout=TIMEOUT_MS)
             cached.locator(".play").click()
             play_and_seek(page, clip.duration * 0.3)
+            switch_subtitles_on(page, "Show.S01E01.fr.srt", SWARM_CUE)  # now from the cache
 
             page.screenshot(path=str(ARTIFACTS / "page-1280.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
