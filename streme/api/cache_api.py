@@ -22,6 +22,7 @@ from streme.api.views import (
     FileView,
     cache_entry,
     files_of,
+    matching,
     page_after,
     sidecar_views,
     sort_records,
@@ -128,7 +129,8 @@ class CacheAPI:
                 400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}"
             )
         await self.parts.recorder.flush()
-        ordered = sort_records(list((await self._records()).values()), sort)
+        found = matching(list((await self._records()).values()), query.get("q", ""))
+        ordered = sort_records(found, sort)
         start, end = page_after(ordered, query.get("after"), int(raw_limit))
         entries = [await self.describe(record) for record in ordered[start:end]]
         following = ordered[end - 1].infohash if end < len(ordered) and end > start else None

@@ -130,6 +130,19 @@ def sort_records(records: list[TitleRecord], sort: str) -> list[TitleRecord]:
     return sorted(ordered, key=key, reverse=True)  # stable: ties stay by infohash
 
 
+def matching(records: list[TitleRecord], words: str) -> list[TitleRecord]:
+    """The records whose name holds every word of `words` (any case), or whose infohash
+    starts with it; all of them when `words` is blank."""
+    wanted = words.lower().split()
+    if not wanted:
+        return records
+    return [
+        r
+        for r in records
+        if all(w in r.name.lower() for w in wanted) or r.infohash.startswith(wanted[0])
+    ]
+
+
 def page_after(ordered: list[TitleRecord], after: str | None, limit: int) -> tuple[int, int]:
     """(start, end) of the page following the title `after` (from the start if None or
     gone)."""

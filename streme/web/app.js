@@ -27,6 +27,7 @@
     complete: 'Complete', failed: 'Failed',
   };
 
+  const CACHE_PAGE = 100, CACHE_LIMIT_MAX = 1000; // the API's page size bounds
   const state = {
     tokenMode: null, // 'api' or 'stream' while the token form is open
     current: null, // {infohash, name, url} of the title in the player
@@ -35,6 +36,7 @@
     videos: [], // the video files of the title in the player
     track: null, // the TextTrack drawn into #captions
     busy: new Map(), // load function -> true when it should run again once done
+    cacheLimit: CACHE_PAGE, // titles the cache list asks for
   };
 
   // ---- storage, DOM, words and numbers ----
@@ -288,12 +290,30 @@
     p.rates.hidden = p.peers.hidden = p.bar.hidden = item.state === 'failed';
   }
 
+  // The cache list: the most recently served first, `state.cacheLimit` of them (Show more
+  // adds a page), those matching the search box when it holds something.
   async function loadCache() {
-    const page = await api('/api/cache?sort=last_served&limit=100');
-    syncRows($('cache-list'), page.titles, makeCacheRow, fillCacheRow,
-      'Nothing in the cache yet: play a title or download one to the cache.');
+    const query = $('cache-search').value.trim();
+    const params = new URLSearchParams({ sort: 'last_served', limit: String(state.cacheLimit) });
+    if (query) params.set('q', query);
+    const page = await api(`/api/cache?${params}`);
+    const empty = query ? `No title in the cache matches “${query}”.`
+      : 'Nothing in the cache yet: play a title or download one to the cache.';
+    syncRows($('cache-list'), page.titles, makeCacheRow, fillCacheRow, empty);
     const shown = page.titles.length;
     $('cache-count').textContent = page.total > shown ? `${shown} of ${page.total}` : String(shown);
+    $('cache-more').hidden = page.total <= shown || state.cacheLimit >= CACHE_LIMIT_MAX;
+  }
+
+  function showMoreTitles() {
+    state.cacheLimit = Math.min(state.cacheLimit + CACHE_PAGE, CACHE_LIMIT_MAX);
+    refresh(loadCache);
+  }
+
+  let searchTimer = 0;
+  function onSearch() {  // typing: one request once the keys stop for a moment
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { state.cacheLimit = CACHE_PAGE; refresh(loadCache); }, 250);
   }
 
   async function loadTorrents() {
@@ -545,6 +565,8 @@
   $('token-form').addEventListener('submit', saveToken);
   $('message-close').addEventListener('click', () => clearMessage());
   $('file-picker').addEventListener('change', onPickFile);
+  $('cache-search').addEventListener('input', onSearch);
+  $('cache-more').addEventListener('click', showMoreTitles);
   $('subtitle-picker').addEventListener('change', chooseSubtitle);
   $('video').addEventListener('error', explainVideoError);
   $('video').addEventListener('playing', () => clearMessage(STREAM_BROKE));

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.api.apiclient import call
 from tests.conftest import RunningServer, wait_until, write_video
@@ -69,6 +70,19 @@ def test_list_page_and_one_title(
     assert stats["cache"]["titles"] == 2
     assert stats["other_requests"]["api ok"] == 3  # this one counts once answered
     assert stats["other_requests"]["api invalid_limit"] == 1
+
+    # A search: every word in the name (any case), or the start of the infohash.
+    for q, expected in [
+        ("movie", [B]),
+        ("MOVIE mkv", [B]),
+        ("aaaa", [A]),
+        ("film", []),
+        ("", [A, B]),
+    ]:
+        status, _, page = call(server.port, "GET", f"/api/cache?sort=hits&q={quote(q)}")
+        assert status == 200
+        assert [t["infohash"] for t in page["titles"]] == expected, q
+        assert page["total"] == len(expected)
 
 
 def test_pin_and_unpin(make_server: Callable[..., RunningServer], cache_dir: Path) -> None:

@@ -135,6 +135,16 @@ def test_the_page(
             play_and_seek(page, clip.duration * 0.3)
             switch_subtitles_on(page, "Show.S01E01.fr.srt", SWARM_CUE)  # now from the cache
 
+            # Finding a title in the cache.
+            hand_row = page.locator(f'#cache-list [data-infohash="{HAND}"]')
+            page.fill("#cache-search", "show")
+            expect(hand_row).to_have_count(0, timeout=TIMEOUT_MS)
+            expect(cached).to_be_visible()
+            page.fill("#cache-search", "no such title")
+            expect(page.locator("#cache-list")).to_contain_text("No title in the cache matches")
+            page.fill("#cache-search", "")
+            expect(hand_row).to_be_visible(timeout=TIMEOUT_MS)
+
             page.screenshot(path=str(ARTIFACTS / "page-1280.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(300)
