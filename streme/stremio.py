@@ -29,7 +29,6 @@ import msgspec
 from streme.api.access import Access
 from streme.cache.finder import read_metadata
 from streme.cache.infohash import InvalidInfohash, parse_infohash
-from streme.cache.lookup import default_torrent_files, episode_file
 from streme.cache.torrentmeta import TorrentFile, TorrentMeta
 from streme.config import Config
 from streme.handlers import FILE_INDEX_PARAMS, StreamHandlers, token_matches
@@ -45,11 +44,11 @@ from streme.http.messages import (
 from streme.http.routing import Router
 from streme.magnet import tracker_urls
 from streme.p2perrors import p2p_error_response
+from streme.stremio_stats import guess_file, swarm_progress, torrent_stats
 from streme.torrent.errors import P2PError
 
 if TYPE_CHECKING:  # not at run time: it would load libtorrent into a cache-only server
     from streme.torrent.engine import Engine
-    from streme.torrent.snapshot import TorrentSnapshot
 
 GUESS = "-1"
 
@@ -63,19 +62,6 @@ class _CreateBody(msgspec.Struct):
 
     peerSearch: _PeerSearch | None = None
     guessFileIdx: dict[str, Any] | bool | None = None
-
-
-def guess_file(
-    meta: TorrentMeta, video_extensions: list[str], season: int | None, episode: int | None
-) -> int | None:
-    """The file Stremio's `guessFileIdx` means: the episode when asked and found, else
-    the default file (the largest video that is not a sample or extra)."""
-    if episode is not None:
-        found = episode_file(meta, video_extensions, season, episode)
-        if found is not None:
-            return found.index
-    videos = default_torrent_files(meta, video_extensions)
-    return videos[0].index if videos else None
 
 
 def _number(value: object) -> int | None:
@@ -265,46 +251,15 @@ class StremioRoutes:
     async def _stats(self, infohash: str, meta: TorrentMeta, file: int | None) -> dict[str, Any]:
         """enginefs' statistics of a torrent (and of one of its files)."""
         engine = self.engine
-        snapshot: TorrentSnapshot | None = (
-            engine.torrent_snapshot(infohash) if engine is not None else None
-        )
-        offsets, offset = [], 0
-        for f in meta.files:
-            offsets.append(offset)
-            offset += f.length
-        stats: dict[str, Any] = {
-            "infoHash": infohash,
-            "name": meta.name,
-            "files": [
-                {
-                    "path": "/".join((meta.name, *f.path)) if f.path else meta.name,
-                    "name": f.path[-1] if f.path else meta.name,
-                    "length": f.length,
-                    "offset": offsets[i],
-                }
-                for i, f in enumerate(meta.files)
-            ],
-            "peers": snapshot.peers if snapshot else 0,
-            "downloaded": snapshot.downloaded if snapshot else 0,
-            "uploaded": snapshot.uploaded if snapshot else 0,
-            "downloadSpeed": snapshot.download_rate if snapshot else 0,
-            "uploadSpeed": snapshot.upload_rate if snapshot else 0,
-        }
+        snapshot = engine.torrent_snapshot(infohash) if engine is not None else None
+        progress = 0.0
         if file is not None and file < len(meta.files):
-            chosen = meta.files[file]
-            stats["streamLen"] = chosen.length
-            stats["streamName"] = chosen.path[-1] if chosen.path else meta.name
-            stats["streamProgress"] = await self._progress(infohash, file, chosen.length, snapshot)
-        return stats
+            from_swarm = swarm_progress(snapshot, file)
+            progress = from_swarm if from_swarm is not None else await self._on_disk(infohash, file)
+        return torrent_stats(meta, snapshot, file, progress)
 
-    async def _progress(
-        self, infohash: str, file: int, size: int, snapshot: TorrentSnapshot | None
-    ) -> float:
-        """The file's share on disk: from the swarm's progress, else 1 when cached."""
-        if snapshot is not None:
-            for f in snapshot.files:
-                if f.index == file:
-                    return round(f.done / f.size, 4) if f.size else 1.0
+    async def _on_disk(self, infohash: str, file: int) -> float:
+        """1 when the file is served from the cache, else 0."""
         by_index = None if await self._hand_placed_only(infohash) else file
         found = await self.index.lookup_async(infohash, by_index)
         if found.file is None:
