@@ -92,8 +92,8 @@ class Playlists:
         await self.cache.parts.recorder.flush()
         records = await self.cache.parts.recorder.run(lambda store: store.titles())
         entries: list[tuple[str, str]] = []
-        for record in sorted(records.values(), key=lambda r: (r.name.lower(), r.infohash)):
-            entry = await self.cache.describe(record)
+        ordered = sorted(records.values(), key=lambda r: (r.name.lower(), r.infohash))
+        for entry in await self.cache.describe_many(ordered):
             if entry.complete:
                 entries += self._entries(request, entry.files)
         return playlist_response(entries)

@@ -37,21 +37,29 @@ MAX_SUBTITLE_BYTES = 8 * 1024 * 1024
 SUFFIX = ".vtt"
 
 
-def sidecars(video_path: str) -> list[str]:
+def subtitles_by_stem(listing: list[str]) -> dict[str, list[str]]:
+    """A folder's subtitle files by each video stem they may belong to: `Film.en.srt`
+    under `Film` and `Film.en`."""
+    by_stem: dict[str, list[str]] = {}
+    for name in listing:
+        if is_subtitle(name):
+            parts = os.path.splitext(name)[0].split(".")
+            for end in range(1, len(parts) + 1):
+                by_stem.setdefault(".".join(parts[:end]), []).append(name)
+    return by_stem
+
+
+def sidecars(video_path: str, by_stem: dict[str, list[str]] | None = None) -> list[str]:
     """The subtitle files beside a video, named like it (`<stem>.srt`, `<stem>.en.vtt`),
-    in name order."""
+    in name order. `by_stem`: the folder's `subtitles_by_stem`, when the caller has it."""
     folder, name = os.path.split(video_path)
+    if by_stem is None:
+        try:
+            by_stem = subtitles_by_stem(os.listdir(folder))
+        except OSError:
+            return []
     stem = os.path.splitext(name)[0]
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    found = []
-    for n in names:
-        own_stem = os.path.splitext(n)[0]
-        if is_subtitle(n) and (own_stem == stem or own_stem.startswith(stem + ".")):
-            found.append(n)
-    return [os.path.join(folder, n) for n in sorted(found)]
+    return [os.path.join(folder, n) for n in sorted(by_stem.get(stem, ()))]
 
 
 def torrent_subtitles(meta: TorrentMeta) -> list[int]:
