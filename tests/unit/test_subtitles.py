@@ -131,3 +131,30 @@ def test_to_webvtt_from_cp1252_srt() -> None:
     out = to_webvtt(FRENCH.replace("\n", "\r\n").encode("cp1252"), "Film.fr.srt").decode()
     assert out.startswith("WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nOù est la bibliothèque")
     assert "\r" not in out
+
+
+def test_subtitles_beside_a_video_by_stem() -> None:
+    from streme.subtitle_route import sidecars, subtitles_by_stem
+
+    listing = [
+        "Film.2020.mkv",
+        "Film.2020.srt",
+        "Film.2020.en.srt",
+        "Film.2020.fr.forced.vtt",
+        "Film.srt",  # another video's (a shorter stem)
+        "Film.2020.nfo",
+        "Other.srt",
+    ]
+    by_stem = subtitles_by_stem(listing)
+    assert sidecars("/c/Film.2020.mkv", by_stem) == [
+        "/c/Film.2020.en.srt",
+        "/c/Film.2020.fr.forced.vtt",
+        "/c/Film.2020.srt",
+    ]
+    assert sidecars("/c/Film.mkv", by_stem) == [
+        "/c/Film.2020.en.srt",
+        "/c/Film.2020.fr.forced.vtt",
+        "/c/Film.2020.srt",
+        "/c/Film.srt",
+    ]
+    assert sidecars("/c/None.mkv", by_stem) == []
