@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# setuptools warns on every editable install about same-named folders (there are none)
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev,perf]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev,perf,dlna]'
 	touch $@
 
 install: $(STAMP)
@@ -22,11 +22,12 @@ run: install
 
 # Debian packages the tests drive as real clients and references (curl, ffprobe, nginx;
 # aria2 and transmission as independent BitTorrent seeders, opentracker as a tracker;
-# chromium as a real video player, driven by Playwright, playing clips made by ffmpeg).
+# chromium as a real video player, driven by Playwright, playing clips made by ffmpeg;
+# iproute2's ip for the network namespace where the DLNA test's multicast stays).
 system-deps:
 	bash scripts/system-deps.sh curl:curl ffprobe:ffmpeg nginx:nginx-light aria2c:aria2 \
 		transmission-daemon:transmission-daemon opentracker:opentracker chromium:chromium \
-		strace:strace
+		strace:strace ip:iproute2
 
 perf-deps: system-deps
 	bash scripts/system-deps.sh curl:curl nginx:nginx-light wrk:wrk node:nodejs npm:npm

@@ -26,6 +26,7 @@ from streme.cache.records import Origin, RecordStore, UsageRecorder
 from streme.cache.sweep import CacheSweeper
 from streme.config import Config
 from streme.descriptors import raise_limit
+from streme.dlna import DlnaError
 from streme.handlers import StreamHandlers
 from streme.handoff import REPORT_INTERVAL, HandoffReceiver, HandoffSender
 from streme.http.server import HTTPServer
@@ -35,6 +36,7 @@ from streme.stats import StatsSnapshot
 from streme.workers import Workers, worker_count
 
 if TYPE_CHECKING:
+    from streme.dlna.server import MediaServer
     from streme.torrent.engine import Engine
 
 log = logging.getLogger("streme")
@@ -128,6 +130,8 @@ class App:
             uploads={UPLOAD_PATH: config.api.max_torrent_bytes},
         )
         self._background: set[asyncio.Task[object]] = set()
+        # The DLNA/UPnP media server (`dlna.enabled`; the first process only).
+        self.dlna: MediaServer | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -144,6 +148,11 @@ class App:
                 await self._start_workers(loop)
             if self._handoff is not None:
                 self._spawn(self._report_stats(self._handoff))
+            if self.config.dlna.enabled and self.api is not None:
+                # Imported only when enabled: the library is an optional extra.
+                from streme.dlna import start_media_server
+
+                self.dlna = await start_media_server(self.config, self.api.cache, self.server.port)
         except BaseException:
             await self._stop_parts()
             raise
@@ -183,6 +192,9 @@ class App:
         await self._stop_parts()
 
     async def _stop_parts(self) -> None:
+        if self.dlna is not None:  # first: TVs hear its byebye before the rest stops
+            dlna, self.dlna = self.dlna, None
+            await dlna.stop()
         if self.workers is not None:
             await self.workers.stop(0)
         if self.api is not None:
@@ -233,6 +245,9 @@ async def serve(config: Config) -> int:
     app = App(config)
     try:
         await app.start()
+    except DlnaError as exc:
+        print(f"streme: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.http.host, config.http.port, exc.strerror)
         return 1

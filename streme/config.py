@@ -212,12 +212,28 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     level: LogLevel = "info"
 
 
+class DLNAConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Announce a DLNA/UPnP media server on the LAN (SSDP), so smart TVs and DLNA players
+    # find streme and browse its complete titles (streme/dlna/). Needs the optional
+    # dependency: pip install 'streme[dlna]'.
+    enabled: bool = False
+    # The name TVs show.
+    name: str = "streme"
+    # The IPv4 address announced and put in the stream URLs. Empty: http.host when it is
+    # one address (not 0.0.0.0 or ::), else the address of the default route's interface;
+    # a guessed loopback address is refused (TVs cannot reach it).
+    address: str = ""
+    # Port of the UPnP description and control HTTP server; 0 picks a free one.
+    port: Port = 0
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     http: HTTPConfig = msgspec.field(default_factory=HTTPConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     p2p: P2PConfig = msgspec.field(default_factory=P2PConfig)
     api: APIConfig = msgspec.field(default_factory=APIConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    dlna: DLNAConfig = msgspec.field(default_factory=DLNAConfig)
 
 
 class ConfigError(Exception):
@@ -448,3 +464,16 @@ def _check_consistency(config: Config) -> None:
             parse_peer(peer)
         except ValueError as exc:
             raise _invalid(f"p2p.static_peers[{i}]", exc) from None
+    _check_dlna(config.dlna)
+
+
+def _check_dlna(dlna: DLNAConfig) -> None:
+    if not dlna.name.strip():
+        raise _invalid("dlna.name", "must not be empty (it is the name TVs show)")
+    if dlna.address:
+        try:
+            address = ipaddress.IPv4Address(dlna.address)
+        except ValueError:
+            raise _invalid("dlna.address", f"{dlna.address!r} is not an IPv4 address") from None
+        if address.is_unspecified or address.is_multicast:
+            raise _invalid("dlna.address", f"{dlna.address} is not one machine's address")

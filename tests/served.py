@@ -33,12 +33,17 @@ class Served:
 
 
 def serve(
-    cache: Path, env: dict[str, str], *args: str, ready: str = "stream a cached video"
+    cache: Path,
+    env: dict[str, str],
+    *args: str,
+    ready: str = "stream a cached video",
+    prefix: tuple[str, ...] = (),
 ) -> Served:
-    """`streme serve --port 0 --cache-dir CACHE ARGS` with `env` over this environment;
+    """`streme serve --port 0 --cache-dir CACHE ARGS` with `env` over this environment
+    (run through `prefix`, e.g. `ip netns exec NS`, which must exec it: the PID stays);
     returns once its stderr has printed a line containing `ready` (30 s at most)."""
     proc = subprocess.Popen(
-        [*STREME, "serve", "--port", "0", "--cache-dir", str(cache), *args],
+        [*prefix, *STREME, "serve", "--port", "0", "--cache-dir", str(cache), *args],
         env={**os.environ, **env},
         stderr=subprocess.PIPE,
         text=True,
