@@ -23,6 +23,7 @@ from streme.cache.index import LookupStatus
 from streme.cache.publish import download_pending
 from streme.http.messages import Request, Response, error_response, json_response
 from streme.p2perrors import p2p_error_response
+from streme.recent import remember
 from streme.torrent.errors import P2PError
 
 log = logging.getLogger("streme.api")
@@ -46,13 +47,6 @@ def write_torrent(root: str, infohash: str, data: bytes) -> None:
 
 # Failed prefetches remembered for their status URL (the oldest forgotten first).
 REMEMBERED_FAILURES = 1000
-
-
-def remember(failures: dict[str, str], infohash: str, why: str) -> None:
-    failures.pop(infohash, None)
-    failures[infohash] = why
-    while len(failures) > REMEMBERED_FAILURES:
-        del failures[next(iter(failures))]
 
 
 class TorrentAPI:
@@ -171,12 +165,12 @@ class TorrentAPI:
             await engine.prefetch(wanted.infohash, files, exts, trackers)
         except (P2PError, IndexError) as exc:
             log.warning("prefetch of %s failed: %s", wanted.infohash, exc)
-            remember(self.failed, wanted.infohash, str(exc))
+            remember(self.failed, wanted.infohash, str(exc), REMEMBERED_FAILURES)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("prefetch of %s failed", wanted.infohash)
-            remember(self.failed, wanted.infohash, f"internal error: {exc}")
+            remember(self.failed, wanted.infohash, f"internal error: {exc}", REMEMBERED_FAILURES)
         finally:
             with contextlib.suppress(KeyError):
                 if self._tasks[wanted.infohash] is asyncio.current_task():

@@ -42,6 +42,7 @@ from streme.cache.lookup import default_torrent_files
 from streme.cache.publish import download_dir, incomplete_root, publish
 from streme.cache.torrentmeta import TorrentMeta, parse_torrent
 from streme.config import P2PConfig, parse_peer
+from streme.recent import remember
 from streme.torrent.active import ActiveTorrent
 from streme.torrent.departures import REMOVAL_WAIT, Departures
 from streme.torrent.diskfull import SpaceRecovery
@@ -439,10 +440,7 @@ class Engine:
 
     def _prefetch_failed(self, infohash: str, error: P2PError) -> None:
         """Remember why (the last `REMEMBERED_FAILURES`, oldest forgotten first)."""
-        self.prefetch_errors.pop(infohash, None)
-        self.prefetch_errors[infohash] = error
-        while len(self.prefetch_errors) > REMEMBERED_FAILURES:
-            del self.prefetch_errors[next(iter(self.prefetch_errors))]
+        remember(self.prefetch_errors, infohash, error, REMEMBERED_FAILURES)
 
     def _balance(self) -> None:
         """Hold prefetches to `prefetch_rate_while_streaming` while any torrent has a
