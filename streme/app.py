@@ -78,6 +78,7 @@ class App:
                 self.cache_root,
                 on_published=self._published,
                 make_room=self._make_room,
+                on_prefetch_ended=self._prefetch_ended,
             )
             exts = config.cache.video_extensions
             on_miss = partial(stream_from_swarm, self.engine, config.p2p, exts)
@@ -148,6 +149,8 @@ class App:
                 await self._start_workers(loop)
             if self._handoff is not None:
                 self._spawn(self._report_stats(self._handoff))
+            if self.api is not None and self.engine is not None:
+                self._spawn(self.api.torrents.resume_prefetches())
             if self.config.dlna.enabled and self.api is not None:
                 # Imported only when enabled: the library is an optional extra.
                 from streme.dlna import start_media_server
@@ -214,6 +217,17 @@ class App:
 
     async def _make_room(self, need: int) -> int:
         return await self.sweeper.make_room(need)
+
+    def _prefetch_ended(self, infohash: str) -> None:
+        """Finished or failed: not started again after a restart."""
+
+        async def forget() -> None:
+            try:
+                await self.recorder.run(lambda store: store.end_prefetch(infohash))
+            except Exception:
+                log.exception("could not record the end of the prefetch of %s", infohash)
+
+        self._spawn(forget())
 
     def _published(self, infohash: str) -> None:
         """A download landed in the cache: record it, and keep the cache under its cap."""

@@ -225,6 +225,7 @@ class CacheAPI:
         if leaving is not None:
             await leaving
         removed = await self.parts.sweeper.remove(infohash)
+        await self.parts.recorder.run(lambda store: store.end_prefetch(infohash))
         if removed is None and leaving is None:
             return error_response(404, "not_cached", f"{infohash} is not in the cache")
         body = {"removed": infohash, "bytes": removed or 0, "forced": bool(users)}

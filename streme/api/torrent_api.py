@@ -5,7 +5,10 @@ file list comes from the cache's `.torrent` when there is one, else from the swa
 (metadata only: no file is wanted, nothing downloaded). A prefetch is answered 202 at
 once: the engine adds the torrent and wants its files in a task, and
 `GET /api/torrents/{infohash}` (the `Location`) shows it being added, downloading,
-complete, failed (with the reason), or cached once it has left the session.
+complete, failed (with the reason), or cached once it has left the session. Each
+prefetch is also recorded in the usage records until it finishes or fails (the engine
+says which, `on_prefetch_ended`), so a server started again carries on with the ones it
+had (`resume_prefetches`), from their resume data.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 
 from streme.api.cache_api import CacheAPI, infohash_param
 from streme.api.parts import Parts
@@ -21,6 +25,7 @@ from streme.api.prefetch_input import BadPrefetch, Prefetch, parse_prefetch
 from streme.api.views import files_of, pending_view, torrent_view
 from streme.cache.index import LookupStatus
 from streme.cache.publish import download_pending
+from streme.cache.records import PrefetchRecord
 from streme.http.messages import Request, Response, error_response, json_response
 from streme.p2perrors import p2p_error_response
 from streme.recent import remember
@@ -144,17 +149,35 @@ class TorrentAPI:
             return self._p2p_off()
         allow = self.parts.config.p2p.allow_client_trackers
         trackers = wanted.trackers if allow else ()
-        task = self._tasks.get(infohash)
-        if task is None or task.done():
-            self.failed.pop(infohash, None)
-            task = asyncio.get_running_loop().create_task(self._run(wanted, trackers))
-            self._tasks[infohash] = task
+        asked = PrefetchRecord(infohash, wanted.file, trackers, time.time())
+        await self.parts.recorder.run(lambda store: store.add_prefetch(asked))
+        self._start(wanted, trackers)
         body = {
             "infohash": infohash,
             "status_url": status_url(infohash),
             "client_trackers_ignored": len(wanted.trackers) - len(trackers),
         }
         return json_response(202, body, [(b"Location", status_url(infohash).encode())])
+
+    def _start(self, wanted: Prefetch, trackers: tuple[str, ...]) -> None:
+        task = self._tasks.get(wanted.infohash)
+        if task is None or task.done():
+            self.failed.pop(wanted.infohash, None)
+            task = asyncio.get_running_loop().create_task(self._run(wanted, trackers))
+            self._tasks[wanted.infohash] = task
+
+    async def resume_prefetches(self) -> None:
+        """Start again the prefetches recorded before a restart (those since finished in
+        the cache are forgotten)."""
+        for asked in await self.parts.recorder.run(lambda store: store.prefetches()):
+            if await self._cached(asked.infohash, asked.file):
+                await self._ended(asked.infohash)
+                continue
+            log.info("resuming the prefetch of %s (asked before the restart)", asked.infohash)
+            self._start(Prefetch(asked.infohash, asked.file), asked.trackers)
+
+    async def _ended(self, infohash: str) -> None:
+        await self.parts.recorder.run(lambda store: store.end_prefetch(infohash))
 
     async def _run(self, wanted: Prefetch, trackers: tuple[str, ...]) -> None:
         engine = self.parts.engine
@@ -166,11 +189,13 @@ class TorrentAPI:
         except (P2PError, IndexError) as exc:
             log.warning("prefetch of %s failed: %s", wanted.infohash, exc)
             remember(self.failed, wanted.infohash, str(exc), REMEMBERED_FAILURES)
+            await self._ended(wanted.infohash)  # the engine said so already for a P2PError
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("prefetch of %s failed", wanted.infohash)
             remember(self.failed, wanted.infohash, f"internal error: {exc}", REMEMBERED_FAILURES)
+            await self._ended(wanted.infohash)
         finally:
             with contextlib.suppress(KeyError):
                 if self._tasks[wanted.infohash] is asyncio.current_task():

@@ -59,6 +59,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             pinned       INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    # 2: prefetches asked for and not finished, started again after a restart.
+    (
+        """CREATE TABLE prefetches (
+            infohash TEXT PRIMARY KEY NOT NULL,
+            file     INTEGER,
+            trackers TEXT NOT NULL DEFAULT '',
+            asked    REAL NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -82,6 +91,16 @@ class TitleRecord:
     hits: int
     bytes_served: int
     pinned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchRecord:
+    """A prefetch asked for and not finished (nor failed): started again after a restart."""
+
+    infohash: str
+    file: int | None  # None: the torrent's videos
+    trackers: tuple[str, ...]  # a magnet's own, kept only when they were allowed
+    asked: float
 
 
 @dataclass(slots=True)
@@ -260,6 +279,26 @@ class RecordStore:
     def remove(self, infohashes: Iterable[str]) -> None:
         with _transaction(self._conn()) as db:
             db.executemany("DELETE FROM titles WHERE infohash = ?", ((h,) for h in infohashes))
+
+    def prefetches(self) -> list[PrefetchRecord]:
+        rows = self._conn().execute("SELECT infohash, file, trackers, asked FROM prefetches")
+        return [
+            PrefetchRecord(ih, file, tuple(t for t in trackers.split("\n") if t), asked)
+            for ih, file, trackers, asked in rows
+        ]
+
+    def add_prefetch(self, record: PrefetchRecord) -> None:
+        with _transaction(self._conn()) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO prefetches (infohash, file, trackers, asked)"
+                " VALUES (?, ?, ?, ?)",
+                (record.infohash, record.file, "\n".join(record.trackers), record.asked),
+            )
+
+    def end_prefetch(self, infohash: str) -> None:
+        """Finished, failed or deleted: not started again."""
+        with _transaction(self._conn()) as db:
+            db.execute("DELETE FROM prefetches WHERE infohash = ?", (infohash,))
 
 
 @contextlib.contextmanager

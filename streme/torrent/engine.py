@@ -74,7 +74,8 @@ PUBLISH_WAIT = 1.0
 class Engine:
     """The session's torrents. `on_published(infohash)` is told when files land in the
     cache; `make_room(need)` is awaited when the disk is full (`need`: the bytes the
-    download still lacks) and returns the bytes it freed."""
+    download still lacks) and returns the bytes it freed; `on_prefetch_ended(infohash)`
+    is told when a prefetch finished or failed."""
 
     def __init__(
         self,
@@ -83,9 +84,11 @@ class Engine:
         *,
         on_published: Callable[[str], None] | None = None,
         make_room: Callable[[int], Awaitable[int]] | None = None,
+        on_prefetch_ended: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._on_published = on_published
+        self._on_prefetch_ended = on_prefetch_ended
         self.cache_root = os.path.abspath(cache_root)
         self.incomplete_root = incomplete_root(self.cache_root)
         self._session = TorrentSession(config, self._handle)
@@ -441,6 +444,8 @@ class Engine:
     def _prefetch_failed(self, infohash: str, error: P2PError) -> None:
         """Remember why (the last `REMEMBERED_FAILURES`, oldest forgotten first)."""
         remember(self.prefetch_errors, infohash, error, REMEMBERED_FAILURES)
+        if self._on_prefetch_ended is not None:
+            self._on_prefetch_ended(infohash)
 
     def _balance(self) -> None:
         """Hold prefetches to `prefetch_rate_while_streaming` while any torrent has a
@@ -616,6 +621,8 @@ class Engine:
                 active.prefetch = False
                 log.info("prefetch of %s finished", active.infohash)
                 self._readers_changed(active)
+                if self._on_prefetch_ended is not None:
+                    self._on_prefetch_ended(active.infohash)
         if published and self._on_published is not None:
             self._on_published(active.infohash)
 

@@ -6,6 +6,7 @@ trackers are ignored by default, and a prefetch that fails says why."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -177,3 +178,49 @@ def test_a_stream_takes_a_prefetchs_slot(
     finally:
         season_seed.stop()
         film_seed.stop()
+
+
+def test_a_prefetch_carries_on_after_a_restart(
+    make_server: Callable[..., RunningServer], tracker: Tracker, tmp_path: Path
+) -> None:
+    """The server stops halfway through a prefetch; started again on the same cache, it
+    carries on by itself (nobody asks again) from its resume data, to a byte-exact file;
+    then nothing is left to resume."""
+    data = random_bytes(12 * MiB + 77, 92)
+    # 3 MiB/s: about 4 s for the whole file, so the first server stops partway.
+    seeder = make_seeder(
+        tmp_path / "seed", {"film.mkv": data}, 256 * 1024, upload_limit=3 * MiB, tracker=tracker
+    )
+    try:
+        first = make_server(p2p=p2p_settings(tracker))
+        ih = seeder.infohash
+        status, headers, _ = call(first.port, "POST", "/api/prefetch", {"infohash": ih})
+        assert status == 202
+        views = poll(first, headers["location"], {"downloading"})
+        wait_until(lambda: call(first.port, "GET", headers["location"])[2]["progress"] > 0.2)
+        first.stop()
+
+        second = make_server(p2p=p2p_settings(tracker))
+
+        def carrying_on() -> bool:  # 404 not_in_session until it is started again
+            status, _, view = call(second.port, "GET", headers["location"])
+            if status != 200:
+                return False
+            return bool(view["prefetch"]) or view["state"] in ("complete", "cached")
+
+        wait_until(carrying_on)  # nobody asked this server
+        views = poll(second, headers["location"], {"complete", "cached"}, timeout=60)
+        status, _, got = call(second.port, "GET", f"/stream/proxy/{ih}")
+        assert status == 200
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+        downloaded = [v["downloaded"] for v in views if v["state"] != "cached"]
+        assert downloaded, views[-3:]
+        assert max(downloaded) < len(data)  # the part done before the restart was kept
+
+        def recorded() -> list[object]:
+            run = second.app.recorder.run(lambda store: store.prefetches())
+            return asyncio.run_coroutine_threadsafe(run, second.loop).result(timeout=10)
+
+        wait_until(lambda: recorded() == [])  # finished: not resumed a third time
+    finally:
+        seeder.stop()

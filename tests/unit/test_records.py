@@ -333,3 +333,20 @@ def test_commits_survive_sigkill(tmp_path: Path) -> None:
         }
     finally:
         store.close()
+
+
+def test_prefetches_are_kept_until_they_end(tmp_path: Path, store: RecordStore) -> None:
+    asked = records.PrefetchRecord("a" * 40, None, ("udp://t.lan:6969/announce",), 1.5)
+    store.add_prefetch(asked)
+    store.add_prefetch(records.PrefetchRecord("b" * 40, 3, (), 2.0))
+    store.add_prefetch(records.PrefetchRecord("b" * 40, 4, (), 3.0))  # asked again: replaced
+    store.close()
+    reopened = open_store(tmp_path)  # what a restarted server reads
+    try:
+        found = sorted(reopened.prefetches(), key=lambda r: r.infohash)
+        assert found == [asked, records.PrefetchRecord("b" * 40, 4, (), 3.0)]
+        reopened.end_prefetch("a" * 40)
+        reopened.end_prefetch("c" * 40)  # unknown: nothing to do
+        assert [r.infohash for r in reopened.prefetches()] == ["b" * 40]
+    finally:
+        reopened.close()
