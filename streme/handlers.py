@@ -10,14 +10,12 @@ cache-hit response in flight, which the cache sweep never evicts.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
 from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qs
 
-from streme.cache.finder import read_metadata
 from streme.cache.index import CacheIndex, LookupResult, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.lookup import episode_file
@@ -113,6 +111,14 @@ def episode_name(season: int | None, episode: int) -> str:
 def token_matches(given: str | None, expected: str) -> bool:
     """Compared in constant time (hmac.compare_digest), as bytes."""
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+STREAM_TOKEN_MISSING = "this server needs ?token= on stream URLs (http.stream_token)"
+
+
+def lacks_stream_token(request: Request, expected: str) -> bool:
+    """`http.stream_token` is set and the request's `?token=` is missing or wrong."""
+    return bool(expected) and not token_matches(request.query.get("token"), expected)
 
 
 class StreamHandlers:
@@ -217,10 +223,8 @@ class StreamHandlers:
     def stream(
         self, request: Request, params: dict[str, str]
     ) -> Answer | Coroutine[Any, Any, Answer]:
-        if self.stream_token and not token_matches(request.query.get("token"), self.stream_token):
-            return self._rejected(
-                401, "stream_token", "this server needs ?token= on stream URLs (http.stream_token)"
-            )
+        if lacks_stream_token(request, self.stream_token):
+            return self._rejected(401, "stream_token", STREAM_TOKEN_MISSING)
         try:
             infohash = parse_infohash(params["infohash"])
         except InvalidInfohash as exc:
@@ -262,18 +266,11 @@ class StreamHandlers:
     ) -> Answer:
         """`?season=&episode=`: the file from the cache's `.torrent`; without one, the
         swarm chooses from the torrent's metadata (p2phandler)."""
-        index = self.index
-        meta = await asyncio.to_thread(
-            read_metadata, index.root, infohash, index.names_of(infohash)
-        )
+        meta = await self.index.metadata_async(infohash)
         if meta is not None:
             chosen = episode_file(meta, self.video_extensions, season, episode)
             if chosen is None:
-                which = (
-                    f"season {season} episode {episode}"
-                    if season is not None
-                    else f"episode {episode}"
-                )
+                which = episode_name(season, episode)
                 return self._rejected(404, "episode_not_found", f"{infohash} has no {which}")
             return await self._looked_up(request, infohash, chosen.index)
         lines.info(CHECKING, infohash)

@@ -17,7 +17,7 @@ from streme.cache.lookup import default_torrent_files, episode_file
 from streme.cache.mediatypes import content_type_for
 from streme.cache.torrentmeta import TorrentMeta
 from streme.config import P2PConfig
-from streme.handlers import parse_episode
+from streme.handlers import episode_name, parse_episode
 from streme.http.messages import Request, Response, StreamBody, error_response
 from streme.http.ranges import ByteRange
 from streme.http.representation import Representation, plan
@@ -54,9 +54,7 @@ async def stream_from_swarm(
         chosen_episode = episode_file(meta, video_extensions, *wanted)
         if chosen_episode is None:
             season, episode = wanted
-            which = (
-                f"season {season} episode {episode}" if season is not None else f"episode {episode}"
-            )
+            which = episode_name(season, episode)
             return error_response(404, "episode_not_found", f"{infohash} has no {which}")
         file_index = chosen_episode.index
     if file_index is None:

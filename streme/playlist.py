@@ -18,7 +18,7 @@ from streme.api.cache_api import CacheAPI
 from streme.api.views import FileView
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.lookup import is_video
-from streme.handlers import token_matches
+from streme.handlers import STREAM_TOKEN_MISSING, lacks_stream_token
 from streme.http.messages import Request, Response, error_response
 
 M3U_TYPE = b"audio/x-mpegurl"
@@ -44,10 +44,8 @@ class Playlists:
         self.stream_token = stream_token
 
     def _refused(self, request: Request) -> Response | None:
-        if self.stream_token and not token_matches(request.query.get("token"), self.stream_token):
-            return error_response(
-                401, "stream_token", "this server needs ?token= on stream URLs (http.stream_token)"
-            )
+        if lacks_stream_token(request, self.stream_token):
+            return error_response(401, "stream_token", STREAM_TOKEN_MISSING)
         host = request.headers.get("host", "")
         if not _HOST.match(host):
             return error_response(

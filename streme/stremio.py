@@ -19,7 +19,6 @@ Open like the stream route (`http.stream_token` applies); CORS per `api.cors_ori
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
@@ -27,11 +26,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from streme.api.access import Access
-from streme.cache.finder import read_metadata
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.torrentmeta import TorrentFile, TorrentMeta
 from streme.config import Config
-from streme.handlers import FILE_INDEX_PARAMS, StreamHandlers, token_matches
+from streme.handlers import (
+    FILE_INDEX_PARAMS,
+    STREAM_TOKEN_MISSING,
+    StreamHandlers,
+    lacks_stream_token,
+)
 from streme.http.messages import (
     HAND_OFF,
     Answer,
@@ -96,27 +99,30 @@ class StremioRoutes:
 
     def _check(self, request: Request, raw: str) -> str | Response:
         """The infohash, or the refusal (a first segment that is no infohash: 404)."""
-        if self.stream_token and not token_matches(request.query.get("token"), self.stream_token):
-            return self._error(
-                401, "stream_token", "this server needs ?token= on stream URLs (http.stream_token)"
-            )
+        if lacks_stream_token(request, self.stream_token):
+            return self._error(401, "stream_token", STREAM_TOKEN_MISSING)
         try:
             return parse_infohash(raw)
         except InvalidInfohash:
             return self._error(404, "not_found", f"no route for {request.path}")
 
-    async def _metadata(self, infohash: str, trackers: tuple[str, ...] = ()) -> TorrentMeta | None:
+    async def _metadata(
+        self, infohash: str, trackers: tuple[str, ...] = (), *, join: bool = True
+    ) -> TorrentMeta | None:
         """The cache's `.torrent`; for a title placed by hand without one, its one video
-        as file 0 (`hand_placed`); else the swarm's metadata (None: none of these).
-        Raises P2PError when the swarm cannot give it."""
-        index = self.index
-        meta = await asyncio.to_thread(
-            read_metadata, index.root, infohash, index.names_of(infohash)
-        )
+        as file 0 (`hand_placed`); else the swarm's metadata, joining the swarm for it
+        unless `join` is false (None: none of these). Raises P2PError when the swarm
+        cannot give it."""
+        meta = await self.index.metadata_async(infohash)
         if meta is None:
             meta = await self._hand_placed(infohash)
-        if meta is None and self.engine is not None:
-            meta = (await self.engine.torrent(infohash, trackers)).meta
+        engine = self.engine
+        if meta is None and engine is not None:
+            meta = (
+                (await engine.torrent(infohash, trackers)).meta
+                if join
+                else engine.metadata(infohash)
+            )
         return meta
 
     async def _hand_placed(self, infohash: str) -> TorrentMeta | None:
@@ -160,11 +166,9 @@ class StremioRoutes:
 
     async def _hand_placed_only(self, infohash: str) -> bool:
         """In the cache without a `.torrent`: its files have no indexes."""
-        index = self.index
-        names = index.names_of(infohash)
-        if not names:
+        if not self.index.names_of(infohash):
             return False
-        return await asyncio.to_thread(read_metadata, index.root, infohash, names) is None
+        return await self.index.metadata_async(infohash) is None
 
     def _no_metadata(self, infohash: str) -> Response:
         return self._error(
@@ -225,14 +229,7 @@ class StremioRoutes:
             return HAND_OFF
         raw = params.get("file")
         file = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
-        index = self.index
-        meta = await asyncio.to_thread(
-            read_metadata, index.root, infohash, index.names_of(infohash)
-        )
-        if meta is None:
-            meta = await self._hand_placed(infohash)
-        if meta is None and self.engine is not None:
-            meta = self.engine.metadata(infohash)
+        meta = await self._metadata(infohash, join=False)
         if meta is None:
             return self._json(200, None)  # as enginefs answers for a torrent it does not have
         return self._json(200, await self._stats(infohash, meta, file))

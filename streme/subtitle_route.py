@@ -16,11 +16,10 @@ import asyncio
 import os
 from typing import TYPE_CHECKING
 
-from streme.cache.finder import read_metadata
 from streme.cache.index import CacheIndex, LookupStatus
 from streme.cache.infohash import InvalidInfohash, parse_infohash
 from streme.cache.torrentmeta import TorrentMeta
-from streme.handlers import token_matches
+from streme.handlers import STREAM_TOKEN_MISSING, lacks_stream_token
 from streme.http.conditional import make_etag
 from streme.http.fileresponse import bytes_response
 from streme.http.messages import HAND_OFF, Answer, Request, Response, error_response
@@ -95,10 +94,8 @@ class SubtitleRoute:
         return error_response(status, code, message, self._extra[1:])
 
     async def serve(self, request: Request, params: dict[str, str]) -> Answer:
-        if self.stream_token and not token_matches(request.query.get("token"), self.stream_token):
-            return self._error(
-                401, "stream_token", "this server needs ?token= on stream URLs (http.stream_token)"
-            )
+        if lacks_stream_token(request, self.stream_token):
+            return self._error(401, "stream_token", STREAM_TOKEN_MISSING)
         try:
             infohash = parse_infohash(params["infohash"])
         except InvalidInfohash as exc:
@@ -123,9 +120,7 @@ class SubtitleRoute:
     async def _find(self, infohash: str, n: int) -> tuple[bytes, str, str] | None:
         """(bytes, file name, ETag) of subtitle `n`; None: ask the engine's process."""
         index = self.index
-        meta = await asyncio.to_thread(
-            read_metadata, index.root, infohash, index.names_of(infohash)
-        )
+        meta = await index.metadata_async(infohash)
         if meta is not None:
             return await self._torrent_file(infohash, meta, n)
         result = await index.lookup_async(infohash)

@@ -93,8 +93,7 @@ class CacheAPI:
 
     async def metadata(self, infohash: str) -> TorrentMeta | None:
         """The title's `.torrent` in the cache, parsed (off the loop)."""
-        names = self.parts.index.names_of(infohash)
-        return await asyncio.to_thread(read_metadata, self.parts.cache_root, infohash, names)
+        return await self.parts.index.metadata_async(infohash)
 
     async def describe(self, record: TitleRecord, *, each_file: bool = False) -> CacheEntry:
         """The record with its files (from its .torrent, or the file the index serves)

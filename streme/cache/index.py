@@ -176,6 +176,18 @@ class CacheIndex:
         self._meta[infohash] = meta
         return meta
 
+    async def metadata_async(self, infohash: str) -> TorrentMeta | None:
+        """`metadata` without blocking the loop: from memory when known, else the
+        `.torrent` read on a thread (kept unless the title changed meanwhile)."""
+        if self._names.watching and infohash in self._meta:
+            return self._meta[infohash]
+        ticket = self._ticket(infohash)
+        names = self.names_of(infohash)
+        meta = await asyncio.to_thread(read_metadata, self.root, infohash, names)
+        if self._names.watching and ticket == self._ticket(infohash):
+            self._meta[infohash] = meta
+        return meta
+
     def names_of(self, infohash: str) -> dict[str, bool]:
         """The cache root's entries carrying `infohash` (name -> is a directory), a copy."""
         return dict(self._names.get(infohash) or {})
